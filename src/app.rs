@@ -1,0 +1,298 @@
+//! The application interface: [`App`], [`Request`], [`Response`], [`Body`]
+//! and [`Context`].
+//!
+//! An application is built once per core by the factory given to
+//! [`crate::Builder::serve`] and lives on that core only, so it may hold
+//! `Rc`/`RefCell` state without locks. This module knows nothing about
+//! sockets or the wire format; `conn` turns bytes into a [`Request`] and a
+//! [`Response`] back into bytes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_lite::Stream;
+
+use crate::cores::CoreId;
+use crate::http::{Method, RequestHead, Version};
+
+/// The error type of fallible application hooks.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body produced piece by piece; sent chunked (or close-delimited to an
+/// HTTP/1.0 client). An `Err` item ends the response abruptly: the
+/// connection is closed without the final chunk, so the client can tell the
+/// body is incomplete.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, BoxError>>>>;
+
+/// An HTTP application, one instance per core.
+///
+/// ```
+/// use uring_serve::{App, Context, Request, Response};
+///
+/// struct Hello;
+///
+/// impl App for Hello {
+///     async fn call(&self, req: Request, _cx: &Context) -> Response {
+///         Response::text(format!("hello from {}\n", req.path()))
+///     }
+/// }
+/// ```
+pub trait App: 'static {
+    /// Answers one request. A panic here (or while the returned future is
+    /// polled) is caught: the client gets a 500 and its connection is
+    /// closed; other connections are not affected.
+    fn call(&self, req: Request, cx: &Context) -> impl Future<Output = Response>;
+
+    /// Runs once on each core before it accepts connections. An error stops
+    /// the whole server with that error.
+    fn on_start(&self, cx: &Context) -> impl Future<Output = Result<(), BoxError>> {
+        let _ = cx;
+        async { Ok(()) }
+    }
+
+    /// Runs once on each core when the server stops.
+    fn on_stop(&self, cx: &Context) -> impl Future<Output = ()> {
+        let _ = cx;
+        async {}
+    }
+}
+
+/// What an application may ask of the core it runs on.
+#[derive(Debug)]
+pub struct Context {
+    core: CoreId,
+}
+
+impl Context {
+    pub(crate) fn new(core: CoreId) -> Context {
+        Context { core }
+    }
+
+    /// The core this application instance runs on.
+    pub fn core(&self) -> CoreId {
+        self.core
+    }
+}
+
+/// Waits `duration` without blocking the core (a timer on the core's ring).
+/// Only for use inside an application running on a server core.
+pub async fn sleep(duration: Duration) {
+    glommio::timer::sleep(duration).await;
+}
+
+/// A request with its whole body.
+pub struct Request {
+    head: RequestHead,
+    body: Vec<u8>,
+    peer_addr: SocketAddr,
+}
+
+impl Request {
+    pub(crate) fn new(head: RequestHead, body: Vec<u8>, peer_addr: SocketAddr) -> Request {
+        Request { head, body, peer_addr }
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.head.method()
+    }
+
+    /// The method as sent (`"GET"`, `"PROPFIND"`, ...).
+    pub fn method_str(&self) -> &str {
+        self.head.method_str()
+    }
+
+    /// The request target as sent.
+    pub fn target(&self) -> &str {
+        self.head.target()
+    }
+
+    /// The path, without the query; percent-encoding left as sent.
+    pub fn path(&self) -> &str {
+        self.head.path()
+    }
+
+    /// The query (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.head.query()
+    }
+
+    /// The raw value of the first query parameter named `name`
+    /// (`?ms=5` gives `Some("5")`; `?flag` gives `Some("")`).
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.head.version()
+    }
+
+    /// The value of the first header named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.head.header(name)
+    }
+
+    /// The header lines, in the order sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.head.headers()
+    }
+
+    /// The body (empty when the request had none).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Takes the body.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer_addr
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("head", &self.head)
+            .field("body_len", &self.body.len())
+            .field("peer_addr", &self.peer_addr)
+            .finish()
+    }
+}
+
+/// A response body.
+#[derive(Default)]
+pub enum Body {
+    /// No body.
+    #[default]
+    Empty,
+    /// A body whose length is known: sent with `Content-Length`.
+    Full(Cow<'static, [u8]>),
+    /// A body of unknown length, sent as it is produced.
+    Stream(BodyStream),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Body::Empty"),
+            Body::Full(bytes) => write!(f, "Body::Full({} bytes)", bytes.len()),
+            Body::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Body {
+        Body::Full(Cow::Borrowed(s.as_bytes()))
+    }
+}
+
+impl From<String> for Body {
+    fn from(s: String) -> Body {
+        Body::Full(Cow::Owned(s.into_bytes()))
+    }
+}
+
+impl From<&'static [u8]> for Body {
+    fn from(b: &'static [u8]) -> Body {
+        Body::Full(Cow::Borrowed(b))
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Body {
+        Body::Full(Cow::Owned(b))
+    }
+}
+
+/// A response: status, headers and body.
+///
+/// The server adds `Date`, `Server` (unless set here), and the framing
+/// headers: any `Content-Length` or `Transfer-Encoding` set here is
+/// replaced, and `Connection: close` set here closes the connection after
+/// the response.
+#[derive(Debug)]
+pub struct Response {
+    status: u16,
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    body: Body,
+}
+
+impl Response {
+    /// An empty response with `status` (200..=599; anything else is
+    /// answered as a 500).
+    pub fn new(status: u16) -> Response {
+        Response { status, headers: Vec::new(), body: Body::Empty }
+    }
+
+    /// `200 OK` with a `text/plain; charset=utf-8` body.
+    pub fn text(body: impl Into<Cow<'static, str>>) -> Response {
+        let body = match body.into() {
+            Cow::Borrowed(s) => Body::Full(Cow::Borrowed(s.as_bytes())),
+            Cow::Owned(s) => Body::Full(Cow::Owned(s.into_bytes())),
+        };
+        Response::new(200).header("content-type", "text/plain; charset=utf-8").body(body)
+    }
+
+    /// Adds a header. Names and values are checked when the response is
+    /// sent: one with CR, LF or another control byte turns the response into
+    /// a 500 rather than reach the wire.
+    pub fn header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<Cow<'static, str>>,
+    ) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Body>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets a streamed body of unknown length.
+    pub fn stream(
+        mut self,
+        stream: impl Stream<Item = Result<Vec<u8>, BoxError>> + 'static,
+    ) -> Response {
+        self.body = Body::Stream(Box::pin(stream));
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The headers set by the application.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
+        self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+    }
+
+    /// The value of the first header named `name` (any case).
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    pub(crate) fn body_ref(&self) -> &Body {
+        &self.body
+    }
+
+    pub(crate) fn into_body(self) -> Body {
+        self.body
+    }
+}

@@ -1,0 +1,84 @@
+//! The built-in `bench` application: a stable contract that the tests and
+//! the benchmarks rely on.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /plaintext` | 200 `Hello, World!`, `text/plain` |
+//! | `GET /json` | 200 `{"message":"Hello, World!"}`, `application/json` |
+//! | `POST /echo` | 200, the request body back byte for byte |
+//! | `GET /sleep?ms=N` | 200 after an async timer of N ms (never blocks the core) |
+//! | a known path with the wrong method | 405 with `Allow` |
+//! | anything else | 404 |
+//!
+//! `HEAD` is answered wherever `GET` is (the server leaves the body out).
+
+use std::time::Duration;
+
+use crate::app::{sleep, App, Context, Request, Response};
+use crate::cores::CoreId;
+use crate::http::Method;
+
+/// Longest `/sleep` accepted, in milliseconds.
+pub const MAX_SLEEP_MS: u64 = 60_000;
+
+const HELLO: &str = "Hello, World!";
+const JSON_HELLO: &str = r#"{"message":"Hello, World!"}"#;
+
+/// The `bench` application. It keeps no state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BenchApp;
+
+impl BenchApp {
+    /// The instance for `core`.
+    pub fn new(_core: CoreId) -> BenchApp {
+        BenchApp
+    }
+}
+
+impl App for BenchApp {
+    async fn call(&self, req: Request, _cx: &Context) -> Response {
+        let is_get = matches!(req.method(), Method::Get | Method::Head);
+        match req.path() {
+            "/plaintext" if is_get => {
+                Response::new(200).header("content-type", "text/plain").body(HELLO)
+            }
+            "/json" if is_get => {
+                Response::new(200).header("content-type", "application/json").body(JSON_HELLO)
+            }
+            "/echo" if req.method() == Method::Post => {
+                let content_type = req
+                    .header("content-type")
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .filter(|v| crate::http::is_valid_header_value(v))
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                Response::new(200).header("content-type", content_type).body(req.into_body())
+            }
+            "/sleep" if is_get => match parse_ms(&req) {
+                Some(ms) => {
+                    sleep(Duration::from_millis(ms)).await;
+                    Response::new(200)
+                        .header("content-type", "text/plain")
+                        .body(format!("slept {ms} ms\n"))
+                }
+                None => text(400, format!("/sleep needs ?ms=N with N from 0 to {MAX_SLEEP_MS}\n")),
+            },
+            "/plaintext" | "/json" | "/sleep" => not_allowed("GET, HEAD"),
+            "/echo" => not_allowed("POST"),
+            _ => text(404, "not found\n".to_string()),
+        }
+    }
+}
+
+fn parse_ms(req: &Request) -> Option<u64> {
+    let ms: u64 = req.query_param("ms")?.parse().ok()?;
+    (ms <= MAX_SLEEP_MS).then_some(ms)
+}
+
+fn not_allowed(allow: &'static str) -> Response {
+    text(405, "method not allowed\n".to_string()).header("allow", allow)
+}
+
+fn text(status: u16, body: String) -> Response {
+    Response::new(status).header("content-type", "text/plain; charset=utf-8").body(body)
+}

@@ -1,0 +1,5 @@
+//! Applications built into the `uring-serve` binary.
+
+pub mod bench;
+
+pub use bench::BenchApp;

@@ -1,0 +1,481 @@
+//! One task per connection: read, parse every request the buffer holds,
+//! call the application, write the responses of a batch with one write.
+//!
+//! Hot-path discipline: the read buffer and the write buffer belong to the
+//! connection and are reused for every request; a request costs the two
+//! allocations of its parsed head (plus its body, if any); the `Date` value
+//! is a per-core copy refreshed once a second by a timer, not formatted per
+//! request. Responses to pipelined requests accumulate in the write buffer
+//! and go out in one write when the read buffer holds no further complete
+//! request (or before any read that might wait).
+//!
+//! Close rules: after a request that asked for it (`Connection: close`, or
+//! HTTP/1.0 without keep-alive), after a response that asked for it, after
+//! a refused request (4xx/5xx from the parser, then nothing after it is read
+//! as a request), and after a panic in the application. A server-side close
+//! is lingering: the sending half is shut, then what the client still sends
+//! is read and dropped for a short while, so the kernel does not answer it
+//! with a reset that could destroy the response in flight.
+//!
+//! This module owns the accept loop of a core as well.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_lite::{FutureExt, StreamExt};
+use glommio::net::TcpListener;
+use tracing::{debug, error, warn};
+
+use crate::app::{App, Body, BodyStream, Context, Request, Response};
+use crate::http::{
+    self, BodyFraming, ChunkedDecoder, DecodeStatus, HttpDate, Limits, Method, ParseError,
+    RequestHead, ResponseFraming, ResponseHead, Version,
+};
+use crate::runtime::ShutdownSignal;
+use crate::transport::Transport;
+
+/// Initial (and resting) size of a connection's read buffer.
+const READ_BUF_BYTES: usize = 8 << 10;
+/// Fewest free bytes offered to one read.
+const MIN_READ_BYTES: usize = 4 << 10;
+/// Bodies at least this large are written straight from the response, not
+/// copied into the write buffer.
+const DIRECT_WRITE_BYTES: usize = 64 << 10;
+/// How long a lingering close waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(1);
+/// How much a lingering close reads and drops at most.
+const LINGER_BYTES: usize = 256 << 10;
+
+/// What every connection of one core shares.
+pub(crate) struct CoreState<A> {
+    pub(crate) app: A,
+    pub(crate) cx: Context,
+    pub(crate) limits: Limits,
+    pub(crate) server_header: Option<String>,
+    pub(crate) date: Cell<HttpDate>,
+}
+
+impl<A: App> CoreState<A> {
+    pub(crate) fn new(app: A, cx: Context, limits: Limits, server_header: Option<String>) -> Self {
+        let date = Cell::new(HttpDate::from_system_time(SystemTime::now()));
+        CoreState { app, cx, limits, server_header, date }
+    }
+}
+
+/// Re-renders the core's `Date` value at every turn of the second.
+pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
+    loop {
+        let now = SystemTime::now();
+        core.date.set(HttpDate::from_system_time(now));
+        let into_second = now.duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
+        let to_next = Duration::from_nanos(u64::from(1_000_000_000 - into_second));
+        glommio::timer::sleep(to_next).await;
+    }
+}
+
+/// Accepts connections until shutdown, one task each.
+pub(crate) async fn accept_loop<A: App>(
+    listener: TcpListener,
+    core: Rc<CoreState<A>>,
+    shutdown: ShutdownSignal,
+) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(_) if shutdown.is_triggered() => return,
+            Err(e) => {
+                // Out of descriptors or memory: back off instead of spinning;
+                // connections wait in the kernel's accept queue meanwhile.
+                warn!("accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if shutdown.is_triggered() {
+            return;
+        }
+        let peer = match stream.peer_addr() {
+            Ok(peer) => peer,
+            Err(_) => continue, // already gone
+        };
+        let core = core.clone();
+        glommio::spawn_local(async move {
+            let conn = Conn::new(Transport::new(stream), peer, core);
+            if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
+                error!(%peer, "connection task panicked; connection closed");
+            }
+        })
+        .detach();
+    }
+}
+
+/// A connection's read buffer: bytes `start..end` of `buf` are unread.
+struct ReadBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    fn new() -> ReadBuf {
+        ReadBuf { buf: vec![0; READ_BUF_BYTES], start: 0, end: 0 }
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Free space for a read of at least `want` bytes.
+    fn spare(&mut self, want: usize) -> &mut [u8] {
+        let want = want.max(MIN_READ_BYTES);
+        if self.buf.len() - self.end < want && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() - self.end < want {
+            let grown = (self.buf.len() * 2).max(self.end + want);
+            self.buf.resize(grown, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    fn advance(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    /// Gives back the memory a large body made the buffer grow to.
+    fn shrink(&mut self) {
+        let unread = self.end - self.start;
+        if self.buf.len() > READ_BUF_BYTES * 8 && unread <= READ_BUF_BYTES {
+            let mut fresh = vec![0; READ_BUF_BYTES];
+            fresh[..unread].copy_from_slice(self.filled());
+            self.buf = fresh;
+            self.start = 0;
+            self.end = unread;
+        }
+    }
+}
+
+/// How a request's body read ended.
+enum BodyRead {
+    Complete(Vec<u8>),
+    /// The client closed before the body was complete.
+    Eof,
+    Invalid(ParseError),
+}
+
+/// Whether the connection stays open after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    KeepAlive,
+    Close,
+}
+
+struct Conn<A> {
+    io: Transport,
+    peer: SocketAddr,
+    core: Rc<CoreState<A>>,
+    rbuf: ReadBuf,
+    wbuf: Vec<u8>,
+}
+
+impl<A: App> Conn<A> {
+    fn new(io: Transport, peer: SocketAddr, core: Rc<CoreState<A>>) -> Conn<A> {
+        Conn { io, peer, core, rbuf: ReadBuf::new(), wbuf: Vec::with_capacity(READ_BUF_BYTES) }
+    }
+
+    async fn run(mut self) {
+        match self.serve().await {
+            Ok(Next::Close) => self.linger_close().await,
+            Ok(Next::KeepAlive) => {}
+            Err(e) => debug!(peer = %self.peer, "connection ended: {e}"),
+        }
+    }
+
+    /// Serves requests until either side closes. `KeepAlive` here means the
+    /// client closed first.
+    async fn serve(&mut self) -> io::Result<Next> {
+        loop {
+            match http::parse_head(self.rbuf.filled(), &self.core.limits) {
+                Ok(Some((head, len))) => {
+                    self.rbuf.consume(len);
+                    if self.handle(head).await? == Next::Close {
+                        self.flush().await?;
+                        return Ok(Next::Close);
+                    }
+                    self.rbuf.shrink();
+                }
+                Ok(None) => {
+                    if self.fill(0).await? == 0 {
+                        return Ok(Next::KeepAlive);
+                    }
+                }
+                Err(e) => {
+                    self.refuse(e).await?;
+                    return Ok(Next::Close);
+                }
+            }
+        }
+    }
+
+    /// Flushes pending responses, then reads more; 0 means end of stream.
+    async fn fill(&mut self, want: usize) -> io::Result<usize> {
+        self.flush().await?;
+        let n = self.io.read(self.rbuf.spare(want)).await?;
+        self.rbuf.advance(n);
+        Ok(n)
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            let result = self.io.write_all(&self.wbuf).await;
+            self.wbuf.clear();
+            result?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
+        let body = match self.read_body(&head).await? {
+            BodyRead::Complete(body) => body,
+            BodyRead::Eof => return Ok(Next::Close),
+            BodyRead::Invalid(e) => {
+                self.refuse(e).await?;
+                return Ok(Next::Close);
+            }
+        };
+        let is_head = head.method() == Method::Head;
+        let http10 = head.version() == Version::Http10;
+        let keep_alive = head.keep_alive();
+        let request = Request::new(head, body, self.peer);
+        let (response, keep_alive) = match self.call_app(request).await {
+            Some(response) => {
+                let close = response.headers().any(|(n, v)| {
+                    n.eq_ignore_ascii_case("connection") && http::connection_has_close(v.as_bytes())
+                });
+                (response, keep_alive && !close)
+            }
+            None => {
+                error!(peer = %self.peer, "application panicked; answered 500");
+                (plain_response(500, "internal server error\n"), false)
+            }
+        };
+        self.respond(response, is_head, http10, keep_alive).await
+    }
+
+    async fn read_body(&mut self, head: &RequestHead) -> io::Result<BodyRead> {
+        let mut continue_pending = head.expect_continue();
+        match head.framing() {
+            BodyFraming::Empty => Ok(BodyRead::Complete(Vec::new())),
+            BodyFraming::Length(len) => {
+                // The parser refused lengths over the limit, which fits usize.
+                let len = usize::try_from(len).unwrap_or(usize::MAX);
+                while self.rbuf.filled().len() < len {
+                    self.send_continue(&mut continue_pending);
+                    let missing = len - self.rbuf.filled().len();
+                    if self.fill(missing).await? == 0 {
+                        return Ok(BodyRead::Eof);
+                    }
+                }
+                let body = self.rbuf.filled()[..len].to_vec();
+                self.rbuf.consume(len);
+                Ok(BodyRead::Complete(body))
+            }
+            BodyFraming::Chunked => {
+                let limits = self.core.limits;
+                let mut decoder =
+                    ChunkedDecoder::new(limits.max_body_bytes, limits.max_header_bytes);
+                let mut body = Vec::new();
+                loop {
+                    match decoder.decode(self.rbuf.filled(), &mut body) {
+                        Ok((used, DecodeStatus::Done)) => {
+                            self.rbuf.consume(used);
+                            return Ok(BodyRead::Complete(body));
+                        }
+                        Ok((used, DecodeStatus::NeedMore)) => self.rbuf.consume(used),
+                        Err(e) => return Ok(BodyRead::Invalid(e)),
+                    }
+                    self.send_continue(&mut continue_pending);
+                    if self.fill(0).await? == 0 {
+                        return Ok(BodyRead::Eof);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues `100 Continue` before the first read of a body the client is
+    /// holding back (RFC 9110 §10.1.1).
+    fn send_continue(&mut self, pending: &mut bool) {
+        if std::mem::take(pending) {
+            self.wbuf.extend_from_slice(http::CONTINUE);
+        }
+    }
+
+    /// Calls the application; `None` if it panicked.
+    async fn call_app(&self, request: Request) -> Option<Response> {
+        let core = &*self.core;
+        let future =
+            std::panic::catch_unwind(AssertUnwindSafe(|| core.app.call(request, &core.cx))).ok()?;
+        AssertUnwindSafe(future).catch_unwind().await.ok()
+    }
+
+    /// Answers a request the parser refused, then the connection closes.
+    async fn refuse(&mut self, error: ParseError) -> io::Result<()> {
+        debug!(peer = %self.peer, "refused request: {error}");
+        let response = plain_response(error.status(), format!("{error}\n"));
+        self.respond(response, false, false, false).await?;
+        self.flush().await
+    }
+
+    /// Serialises `response`; a streamed body is written as it comes.
+    async fn respond(
+        &mut self,
+        response: Response,
+        is_head: bool,
+        http10: bool,
+        keep_alive: bool,
+    ) -> io::Result<Next> {
+        let response = checked(response);
+        let status = response.status();
+        let no_body = status == 204 || status == 304;
+        let (framing, keep_alive) = match response_body(&response) {
+            _ if no_body => (ResponseFraming::None, keep_alive),
+            BodyKind::Full(len) => (ResponseFraming::Length(len as u64), keep_alive),
+            BodyKind::Stream if is_head => (ResponseFraming::None, keep_alive),
+            BodyKind::Stream if http10 => (ResponseFraming::CloseDelimited, false),
+            BodyKind::Stream => (ResponseFraming::Chunked, keep_alive),
+        };
+        let date = self.core.date.get();
+        let head = ResponseHead {
+            status,
+            framing,
+            keep_alive,
+            http10,
+            date: &date,
+            server: self.core.server_header.as_deref(),
+        };
+        head.encode(response.headers(), &mut self.wbuf);
+        let next = if keep_alive { Next::KeepAlive } else { Next::Close };
+        if is_head || no_body {
+            return Ok(next);
+        }
+        match response.into_body() {
+            Body::Empty => Ok(next),
+            Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
+                self.flush().await?;
+                self.io.write_all(&bytes).await?;
+                Ok(next)
+            }
+            Body::Full(bytes) => {
+                self.wbuf.extend_from_slice(&bytes);
+                Ok(next)
+            }
+            Body::Stream(stream) => {
+                let chunked = framing == ResponseFraming::Chunked;
+                self.stream_body(stream, chunked).await?;
+                Ok(next)
+            }
+        }
+    }
+
+    /// Writes a streamed body chunk by chunk. A failing or panicking stream
+    /// ends the connection without the final chunk.
+    async fn stream_body(&mut self, mut stream: BodyStream, chunked: bool) -> io::Result<()> {
+        loop {
+            self.flush().await?;
+            let item = AssertUnwindSafe(stream.next()).catch_unwind().await;
+            match item {
+                Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
+                Ok(Some(Ok(chunk))) => {
+                    if chunked {
+                        self.wbuf.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                        self.wbuf.extend_from_slice(&chunk);
+                        self.wbuf.extend_from_slice(b"\r\n");
+                    } else {
+                        self.wbuf.extend_from_slice(&chunk);
+                    }
+                }
+                Ok(None) => {
+                    if chunked {
+                        self.wbuf.extend_from_slice(b"0\r\n\r\n");
+                    }
+                    return Ok(());
+                }
+                Ok(Some(Err(e))) => {
+                    error!(peer = %self.peer, "response body stream failed: {e}");
+                    return Err(io::Error::other("response body stream failed"));
+                }
+                Err(_) => {
+                    error!(peer = %self.peer, "response body stream panicked");
+                    return Err(io::Error::other("response body stream panicked"));
+                }
+            }
+        }
+    }
+
+    /// Shuts the sending half, then reads and drops what the client still
+    /// sends, for a short while, before the socket is closed.
+    async fn linger_close(mut self) {
+        if self.io.shutdown_write().await.is_err() || self.io.set_read_timeout(LINGER).is_err() {
+            return;
+        }
+        let mut drained = 0;
+        let mut scratch = [0u8; 4096];
+        while drained < LINGER_BYTES {
+            match self.io.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+}
+
+enum BodyKind {
+    Full(usize),
+    Stream,
+}
+
+fn response_body(response: &Response) -> BodyKind {
+    match response.body_ref() {
+        Body::Empty => BodyKind::Full(0),
+        Body::Full(bytes) => BodyKind::Full(bytes.len()),
+        Body::Stream(_) => BodyKind::Stream,
+    }
+}
+
+/// A response the server can put on the wire: a status the application may
+/// send and headers that cannot split the response; anything else becomes a
+/// 500.
+fn checked(response: Response) -> Response {
+    let status_ok = (200..=599).contains(&response.status());
+    let headers_ok = response
+        .headers()
+        .all(|(n, v)| http::is_valid_header_name(n) && http::is_valid_header_value(v));
+    if status_ok && headers_ok {
+        response
+    } else {
+        error!(
+            status = response.status(),
+            "application sent an invalid status or header; answered 500"
+        );
+        plain_response(500, "internal server error\n")
+    }
+}
+
+fn plain_response(status: u16, body: impl Into<Body>) -> Response {
+    Response::new(status).header("content-type", "text/plain; charset=utf-8").body(body)
+}

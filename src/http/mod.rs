@@ -1,0 +1,27 @@
+//! HTTP/1.1 message syntax and framing, as pure functions over bytes.
+//!
+//! This module owns everything RFC 9112 says about the bytes on the wire:
+//! parsing a request head ([`parse_head`], on httparse), deciding how the
+//! request body is framed ([`BodyFraming`]), decoding a chunked body
+//! ([`ChunkedDecoder`]), serialising a response head ([`ResponseHead`]) and
+//! the `Date` value ([`HttpDate`]).
+//!
+//! It does no I/O, reads no clock and allocates only what a parsed request
+//! must own. The connection loop in `conn` feeds it bytes and writes what it
+//! produces; that split (as in hyper's `proto::h1`) keeps every rule here
+//! testable, fuzzable and benchmarkable in isolation.
+
+mod body;
+mod date;
+mod request;
+mod response;
+
+pub use body::{ChunkedDecoder, DecodeStatus};
+pub use date::HttpDate;
+pub use request::{
+    parse_head, BodyFraming, Limits, Method, ParseError, RequestHead, Version, MAX_HEADERS_CAP,
+};
+pub use response::{
+    connection_has_close, is_valid_header_name, is_valid_header_value, reason_phrase,
+    ResponseFraming, ResponseHead, CONTINUE,
+};

@@ -1,0 +1,222 @@
+//! Response heads: status line, the server's own headers, the application's
+//! headers and the framing headers, serialised into a caller's buffer.
+
+use super::date::HttpDate;
+
+/// The interim response sent before reading a body the client is holding
+/// back with `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// How a response body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseFraming {
+    /// `Content-Length: n` (also for a HEAD response, whose body is not sent).
+    Length(u64),
+    /// `Transfer-Encoding: chunked` (a streamed body, HTTP/1.1 clients).
+    Chunked,
+    /// No length: the body ends when the connection closes (a streamed body
+    /// for an HTTP/1.0 client).
+    CloseDelimited,
+    /// Neither header: 1xx, 204 and 304 responses (RFC 9110 §8.6), and
+    /// a HEAD response to a streamed body.
+    None,
+}
+
+/// Everything needed to serialise one response head.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseHead<'a> {
+    /// Status code, 100..=999.
+    pub status: u16,
+    /// Body framing.
+    pub framing: ResponseFraming,
+    /// `false` adds `Connection: close`.
+    pub keep_alive: bool,
+    /// The client spoke HTTP/1.0: keep-alive must be announced explicitly.
+    pub http10: bool,
+    /// The cached `Date` value.
+    pub date: &'a HttpDate,
+    /// The `Server` value, if one is sent.
+    pub server: Option<&'a str>,
+}
+
+impl ResponseHead<'_> {
+    /// Appends the head to `out`, followed by `headers` (the application's),
+    /// skipping those the server owns (`Content-Length`, `Transfer-Encoding`,
+    /// `Connection`) and letting the application's `Date` or `Server`
+    /// replace the defaults. Headers must have been checked with
+    /// [`is_valid_header_name`] and [`is_valid_header_value`].
+    pub fn encode<'h>(
+        &self,
+        headers: impl Iterator<Item = (&'h str, &'h str)> + Clone,
+        out: &mut Vec<u8>,
+    ) {
+        let mut status = itoa::Buffer::new();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.format(self.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason_phrase(self.status).as_bytes());
+        out.extend_from_slice(b"\r\n");
+
+        let has = |name: &str| headers.clone().any(|(n, _)| n.eq_ignore_ascii_case(name));
+        if let Some(server) = self.server.filter(|_| !has("server")) {
+            put(out, "Server", server.as_bytes());
+        }
+        if !has("date") {
+            put(out, "Date", self.date.as_bytes());
+        }
+        for (name, value) in headers {
+            if !is_framing_header(name) {
+                put(out, name, value.as_bytes());
+            }
+        }
+        match self.framing {
+            ResponseFraming::Length(n) => {
+                let mut len = itoa::Buffer::new();
+                put(out, "Content-Length", len.format(n).as_bytes());
+            }
+            ResponseFraming::Chunked => put(out, "Transfer-Encoding", b"chunked"),
+            ResponseFraming::CloseDelimited | ResponseFraming::None => {}
+        }
+        if !self.keep_alive {
+            put(out, "Connection", b"close");
+        } else if self.http10 {
+            put(out, "Connection", b"keep-alive");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn put(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn is_framing_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("content-length")
+        || name.eq_ignore_ascii_case("transfer-encoding")
+        || name.eq_ignore_ascii_case("connection")
+}
+
+/// A field name is a non-empty token (RFC 9110 §5.1).
+pub fn is_valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A field value may not contain CR, LF, NUL or other controls but HTAB
+/// (RFC 9110 §5.5): the check that keeps an application's header from
+/// splitting the response.
+pub fn is_valid_header_value(value: &str) -> bool {
+    value.bytes().all(|b| b >= 0x20 && b != 0x7f || b == b'\t')
+}
+
+/// Whether a `Connection` value contains the `close` option.
+pub fn connection_has_close(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|o| o.trim_ascii().eq_ignore_ascii_case(b"close"))
+}
+
+/// The reason phrase for `status` (empty for codes without one).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn encode(head: ResponseHead<'_>, headers: &[(&str, &str)]) -> String {
+        let mut out = Vec::new();
+        head.encode(headers.iter().copied(), &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn head(date: &HttpDate) -> ResponseHead<'_> {
+        ResponseHead {
+            status: 200,
+            framing: ResponseFraming::Length(5),
+            keep_alive: true,
+            http10: false,
+            date,
+            server: Some("uring-serve"),
+        }
+    }
+
+    #[test]
+    fn encodes_status_defaults_and_length() {
+        let date = HttpDate::from_system_time(UNIX_EPOCH);
+        let text = encode(head(&date), &[("content-type", "text/plain")]);
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nServer: uring-serve\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
+             content-type: text/plain\r\nContent-Length: 5\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn framing_headers_of_the_application_are_replaced() {
+        let date = HttpDate::from_system_time(UNIX_EPOCH);
+        let h = ResponseHead { keep_alive: false, ..head(&date) };
+        let text =
+            encode(h, &[("Content-Length", "99"), ("Transfer-Encoding", "gzip"), ("Server", "x")]);
+        assert!(!text.contains("99") && !text.contains("gzip"));
+        assert!(text.contains("Server: x\r\n") && !text.contains("uring-serve"));
+        assert!(text.ends_with("Content-Length: 5\r\nConnection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn header_checks_refuse_response_splitting() {
+        assert!(is_valid_header_value("a\tb c"));
+        assert!(!is_valid_header_value("a\r\nSet-Cookie: x"));
+        assert!(!is_valid_header_name("bad name"));
+        assert!(!is_valid_header_name(""));
+    }
+}

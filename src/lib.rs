@@ -1,0 +1,57 @@
+//! uring-serve: an io_uring-based, thread-per-core HTTP/1.1 server runtime
+//! for Linux.
+//!
+//! One glommio executor per CPU core, pinned to it, each with its own
+//! `SO_REUSEPORT` listening socket and its own io_uring ring. Each core
+//! parses HTTP/1.1 and calls its own instance of the application: nothing
+//! is shared between cores, so an application may keep `Rc`/`RefCell`
+//! state without locks.
+//!
+//! ```no_run
+//! use std::cell::Cell;
+//! use uring_serve::{App, Context, CoreId, Request, Response, Server};
+//!
+//! /// Counts the requests its core has answered.
+//! struct Counter {
+//!     core: CoreId,
+//!     served: Cell<u64>,
+//! }
+//!
+//! impl App for Counter {
+//!     async fn call(&self, _req: Request, _cx: &Context) -> Response {
+//!         self.served.set(self.served.get() + 1);
+//!         Response::text(format!("core {}: {} requests\n", self.core, self.served.get()))
+//!     }
+//! }
+//!
+//! let server = Server::builder()
+//!     .bind("127.0.0.1:8000")
+//!     .serve(|core| Counter { core, served: Cell::new(0) })?;
+//! server.join()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Module map (data flows one way): `cli` → [`config`] → `runtime` (one
+//! executor per core) → `listener` → `conn` (per connection) → [`http`]
+//! (pure parsing and serialisation) and [`app`] (the application).
+
+#![deny(missing_docs, unsafe_op_in_unsafe_fn)]
+#![warn(unreachable_pub, missing_debug_implementations)]
+
+pub mod app;
+pub mod apps;
+pub mod cli;
+pub mod config;
+mod conn;
+pub mod cores;
+pub mod http;
+mod listener;
+mod runtime;
+mod sys;
+mod transport;
+
+pub use app::{sleep, App, Body, BodyStream, BoxError, Context, Request, Response};
+pub use config::{Config, ConfigError};
+pub use cores::{CoreId, Cores, CoresError};
+pub use http::{Method, Version};
+pub use runtime::{Builder, JoinError, Server, ServerHandle, ShutdownSignal, StartError};

@@ -1,0 +1,90 @@
+//! `uring-serve`: serves the built-in `bench` application.
+//!
+//! Exit codes: 0 after a shutdown by SIGINT/SIGTERM, 2 for a configuration
+//! or machine problem (bad flag, port in use, io_uring unavailable), 3 when
+//! a core fails to start, 1 when a core stops after a panic.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+use uring_serve::apps::BenchApp;
+use uring_serve::cli::Cli;
+use uring_serve::{Server, StartError};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&cli.log_level);
+
+    let config = match cli.to_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match Server::builder().config(config).serve(BenchApp::new) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let code = match e {
+                StartError::AppStart { .. } | StartError::CorePanicked { .. } => 3,
+                _ => 2,
+            };
+            return ExitCode::from(code);
+        }
+    };
+
+    let shutdown = server.shutdown_signal();
+    match Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                let mut received = signals.forever();
+                if let Some(signal) = received.next() {
+                    shutdown.trigger();
+                    info!(signal, "shutting down");
+                }
+                if received.next().is_some() {
+                    std::process::exit(130);
+                }
+            });
+        }
+        Err(e) => eprintln!("warning: cannot handle SIGINT/SIGTERM: {e}"),
+    }
+
+    match server.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr must not turn a log line into a panic.
+        .log_internal_errors(false)
+        .init();
+}

@@ -1,0 +1,468 @@
+//! Start-up, one pinned executor per core, and the shutdown fan-out.
+//!
+//! [`Builder::serve`] validates the configuration, checks that io_uring is
+//! usable, binds one listening socket per core, then starts one thread per
+//! core (named `uring-serve-core-<id>`), each running a glommio
+//! `LocalExecutor` pinned to that core. Each core builds its own application
+//! instance from the factory, runs its `on_start`, and only when every core
+//! has reported ready does `serve` return a [`ServerHandle`]. Any failure on
+//! the way stops the cores already started and comes back as one
+//! [`StartError`].
+//!
+//! This module knows nothing about HTTP: a core's work is
+//! `conn::accept_loop` on its listener.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::{self, JoinHandle};
+
+use glommio::{LocalExecutorBuilder, Placement};
+use socket2::Socket;
+use tracing::{info, info_span};
+
+use crate::app::{App, BoxError, Context};
+use crate::config::{Config, ConfigError};
+use crate::conn::{self, CoreState};
+use crate::cores::{self, CoreId, Cores, CoresError};
+use crate::{listener, sys};
+
+/// Memory each executor registers with its rings. The runtime does no
+/// direct file I/O, so glommio's minimum is plenty and keeps every core far
+/// below the default locked-memory limit.
+const IO_MEMORY: usize = 64 << 10;
+
+/// Entry point of the library: `Server::builder()...serve(factory)`.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// A builder with the default configuration.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
+/// Configures and starts a server.
+///
+/// ```no_run
+/// use uring_serve::{App, Context, Cores, Request, Response, Server};
+///
+/// struct Hello;
+/// impl App for Hello {
+///     async fn call(&self, _req: Request, _cx: &Context) -> Response {
+///         Response::text("hello\n")
+///     }
+/// }
+///
+/// let server = Server::builder()
+///     .cores(Cores::All)
+///     .bind("127.0.0.1:8000")
+///     .serve(|_core| Hello)?;
+/// println!("listening on {}", server.local_addr());
+/// server.join()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: Config,
+    bind_error: Option<String>,
+}
+
+impl Builder {
+    /// A builder with the default configuration.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Builder {
+        self.config = config;
+        self
+    }
+
+    /// The cores to run on. Default is [`Cores::All`].
+    pub fn cores(mut self, cores: Cores) -> Builder {
+        self.config.cores = cores;
+        self
+    }
+
+    /// The address to listen on (port 0: a free port, see
+    /// [`ServerHandle::local_addr`]). Default is `127.0.0.1:8000`. A name
+    /// is resolved now and its first address is used.
+    pub fn bind(mut self, addr: impl ToSocketAddrs) -> Builder {
+        match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
+            Ok(Some(addr)) => {
+                self.config.addr = addr;
+                self.bind_error = None;
+            }
+            Ok(None) => self.bind_error = Some("the address resolves to nothing".to_string()),
+            Err(e) => self.bind_error = Some(e.to_string()),
+        }
+        self
+    }
+
+    /// `listen()` backlog of each core's socket. Default is 2048.
+    pub fn backlog(mut self, backlog: u32) -> Builder {
+        self.config.backlog = backlog;
+        self
+    }
+
+    /// Largest request body accepted (413 beyond). Default is 1 MiB.
+    pub fn max_body_bytes(mut self, bytes: u64) -> Builder {
+        self.config.max_body_bytes = bytes;
+        self
+    }
+
+    /// Largest request head accepted (431 beyond). Default is 16 KiB.
+    pub fn max_header_bytes(mut self, bytes: usize) -> Builder {
+        self.config.max_header_bytes = bytes;
+        self
+    }
+
+    /// Most header lines per request (431 beyond). Default is 100.
+    pub fn max_headers(mut self, count: usize) -> Builder {
+        self.config.max_headers = count;
+        self
+    }
+
+    /// The `Server` header value; `None` sends none. Default is
+    /// `uring-serve`.
+    pub fn server_header(mut self, value: Option<&str>) -> Builder {
+        self.config.server_header = value.map(str::to_string);
+        self
+    }
+
+    /// Starts the server: `factory` runs once on each core and builds that
+    /// core's application. Returns when every core is accepting.
+    pub fn serve<F, A>(self, factory: F) -> Result<ServerHandle, StartError>
+    where
+        F: Fn(CoreId) -> A + Send + Sync + 'static,
+        A: App,
+    {
+        if let Some(reason) = self.bind_error {
+            return Err(StartError::Config(ConfigError::new("--host/--port", reason)));
+        }
+        let config = self.config;
+        config.validate().map_err(StartError::Config)?;
+        let chosen = config.cores.resolve(&cores::allowed()).map_err(StartError::Cores)?;
+        sys::check_io_uring().map_err(StartError::IoUring)?;
+        sys::ensure_memlock(sys::MIN_MEMLOCK_BYTES).map_err(StartError::Memlock)?;
+        let (sockets, local_addr) = listener::bind_all(config.addr, chosen.len(), config.backlog)
+            .map_err(|source| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                StartError::AddrInUse(config.addr)
+            } else {
+                StartError::Bind { addr: config.addr, source }
+            }
+        })?;
+        let shutdown = ShutdownSignal::new(sockets);
+        let mut handle =
+            ServerHandle { local_addr, cores: chosen.clone(), threads: Vec::new(), shutdown };
+
+        let factory = Arc::new(factory);
+        let config = Arc::new(config);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        for (index, &core) in chosen.iter().enumerate() {
+            let start = CoreStart {
+                core,
+                index,
+                factory: factory.clone(),
+                config: config.clone(),
+                shutdown: handle.shutdown.clone(),
+                ready: ready_tx.clone(),
+            };
+            let spawned = thread::Builder::new()
+                .name(format!("uring-serve-core-{core}"))
+                .spawn(move || run_core(start));
+            match spawned {
+                Ok(thread) => handle.threads.push((core, thread)),
+                Err(e) => {
+                    return Err(StartError::Executor { core, reason: e.to_string() });
+                }
+            }
+        }
+        drop(ready_tx);
+
+        // Every core sends one message, then drops its sender; a core that
+        // died before reporting just drops it.
+        let mut started = Vec::new();
+        let mut failure = None;
+        for report in ready_rx {
+            match report {
+                Ok(core) => started.push(core),
+                Err(e) => {
+                    handle.shutdown.trigger();
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if failure.is_none() {
+            if let Some(&core) = chosen.iter().find(|c| !started.contains(c)) {
+                failure = Some(StartError::CorePanicked { core });
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e); // dropping the handle stops and joins the cores
+        }
+        let ids: Vec<usize> = chosen.iter().map(|c| c.get()).collect();
+        info!("listening on http://{local_addr} (cores {})", cores::format_list(&ids));
+        Ok(handle)
+    }
+}
+
+/// What a core thread needs to start.
+struct CoreStart<F> {
+    core: CoreId,
+    index: usize,
+    factory: Arc<F>,
+    config: Arc<Config>,
+    shutdown: ShutdownSignal,
+    ready: mpsc::Sender<Result<CoreId, StartError>>,
+}
+
+fn run_core<F, A>(start: CoreStart<F>)
+where
+    F: Fn(CoreId) -> A + Send + Sync + 'static,
+    A: App,
+{
+    let CoreStart { core, index, factory, config, shutdown, ready } = start;
+    let _span = info_span!("core", id = core.get()).entered();
+    let executor =
+        LocalExecutorBuilder::new(Placement::Fixed(core.get())).io_memory(IO_MEMORY).make();
+    let executor = match executor {
+        Ok(executor) => executor,
+        Err(e) => {
+            let _ = ready.send(Err(StartError::Executor { core, reason: e.to_string() }));
+            return;
+        }
+    };
+    executor.run(async move {
+        let listener = match listener::adopt(shutdown.listener(index)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                let reason = format!("cannot adopt the listening socket: {e}");
+                let _ = ready.send(Err(StartError::Executor { core, reason }));
+                return;
+            }
+        };
+        let cx = Context::new(core);
+        let app = factory(core);
+        let state = Rc::new(CoreState::new(app, cx, config.limits(), config.server_header.clone()));
+        if let Err(error) = state.app.on_start(&state.cx).await {
+            let _ = ready.send(Err(StartError::AppStart { core, error }));
+            return;
+        }
+        glommio::spawn_local(conn::tick_date(state.clone())).detach();
+        let _ = ready.send(Ok(core));
+        drop(ready);
+        conn::accept_loop(listener, state.clone(), shutdown).await;
+        state.app.on_stop(&state.cx).await;
+    });
+}
+
+/// A running server.
+///
+/// Dropping the handle stops the server and waits for its cores, as
+/// [`ServerHandle::shutdown`] followed by [`ServerHandle::join`] does.
+#[derive(Debug)]
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    cores: Vec<CoreId>,
+    threads: Vec<(CoreId, JoinHandle<()>)>,
+    shutdown: ShutdownSignal,
+}
+
+impl ServerHandle {
+    /// The address the server listens on, with the port it resolved to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The cores the server runs on.
+    pub fn cores(&self) -> &[CoreId] {
+        &self.cores
+    }
+
+    /// Stops accepting connections on every core; each core then runs its
+    /// application's `on_stop` and ends. Open connections are closed.
+    pub fn shutdown(&self) {
+        self.shutdown.trigger();
+    }
+
+    /// A handle that can stop the server from another thread (a signal
+    /// handler, say) while this one waits in [`ServerHandle::join`].
+    pub fn shutdown_signal(&self) -> ShutdownSignal {
+        self.shutdown.clone()
+    }
+
+    /// Waits until every core has stopped.
+    pub fn join(mut self) -> Result<(), JoinError> {
+        self.join_threads()
+    }
+
+    fn join_threads(&mut self) -> Result<(), JoinError> {
+        let panicked: Vec<CoreId> = self
+            .threads
+            .drain(..)
+            .filter_map(|(core, thread)| thread.join().is_err().then_some(core))
+            .collect();
+        if panicked.is_empty() {
+            Ok(())
+        } else {
+            Err(JoinError { cores: panicked })
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.shutdown.trigger();
+            let _ = self.join_threads();
+        }
+    }
+}
+
+/// Stops a server from any thread. Cloning it is cheap.
+#[derive(Debug, Clone)]
+pub struct ShutdownSignal {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Debug)]
+struct ShutdownInner {
+    triggered: AtomicBool,
+    /// The cores' listening sockets (each core accepts on a duplicate).
+    listeners: Vec<Socket>,
+}
+
+impl ShutdownSignal {
+    fn new(listeners: Vec<Socket>) -> ShutdownSignal {
+        ShutdownSignal {
+            inner: Arc::new(ShutdownInner { triggered: AtomicBool::new(false), listeners }),
+        }
+    }
+
+    fn listener(&self, index: usize) -> &Socket {
+        &self.inner.listeners[index]
+    }
+
+    /// Asks every core to stop: shutting down the reading side of each
+    /// listening socket ends the accept that core is waiting in.
+    pub fn trigger(&self) {
+        if !self.inner.triggered.swap(true, Ordering::SeqCst) {
+            for socket in &self.inner.listeners {
+                let _ = socket.shutdown(Shutdown::Read);
+            }
+        }
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.triggered.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a server could not start. Every variant is a problem of the
+/// configuration or the machine, with a message saying what to change.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting has a value the server cannot run with.
+    Config(ConfigError),
+    /// The cores asked for cannot be used.
+    Cores(CoresError),
+    /// Another process listens on the address.
+    AddrInUse(SocketAddr),
+    /// The address cannot be bound (not local, privileged port, ...).
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the kernel said.
+        source: io::Error,
+    },
+    /// io_uring cannot be used by this process.
+    IoUring(String),
+    /// The locked-memory limit is too low.
+    Memlock(String),
+    /// A core's executor could not start.
+    Executor {
+        /// The core.
+        core: CoreId,
+        /// Why.
+        reason: String,
+    },
+    /// The application's `on_start` failed on a core.
+    AppStart {
+        /// The core.
+        core: CoreId,
+        /// The application's error.
+        error: BoxError,
+    },
+    /// A core panicked while starting (in the application factory, say).
+    CorePanicked {
+        /// The core.
+        core: CoreId,
+    },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Cores(e) => write!(f, "--cores: {e}"),
+            StartError::AddrInUse(addr) => write!(
+                f,
+                "address {addr} is already in use (another server listens on port {})",
+                addr.port()
+            ),
+            StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::IoUring(why) | StartError::Memlock(why) => f.write_str(why),
+            StartError::Executor { core, reason } => {
+                write!(f, "core {core}: the executor could not start: {reason}")
+            }
+            StartError::AppStart { core, error } => {
+                write!(f, "core {core}: the application failed to start: {error}")
+            }
+            StartError::CorePanicked { core } => write!(f, "core {core} panicked while starting"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Config(e) => Some(e),
+            StartError::Cores(e) => Some(e),
+            StartError::Bind { source, .. } => Some(source),
+            StartError::AppStart { error, .. } => Some(error.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// Cores that stopped with a panic instead of a shutdown.
+#[derive(Debug)]
+pub struct JoinError {
+    cores: Vec<CoreId>,
+}
+
+impl JoinError {
+    /// The cores that panicked.
+    pub fn cores(&self) -> &[CoreId] {
+        &self.cores
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ids: Vec<usize> = self.cores.iter().map(|c| c.get()).collect();
+        write!(f, "core(s) {} stopped after a panic", cores::format_list(&ids))
+    }
+}
+
+impl std::error::Error for JoinError {}

@@ -1,0 +1,134 @@
+//! The `uring-serve` binary as a newcomer runs it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn binary() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_uring-serve"));
+    cmd.env_remove("RUST_LOG");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("URING_SERVE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A started server process; killed if a test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary and reads its ready line; returns the address in it.
+fn start(cmd: &mut Command) -> (Running, SocketAddr, String) {
+    let mut child = Running(cmd.stderr(Stdio::piped()).spawn().expect("spawn"));
+    let child_stderr = child.0.stderr.take().unwrap();
+    let mut lines = BufReader::new(child_stderr).lines();
+    let line = lines
+        .by_ref()
+        .map(|l| l.expect("stderr line"))
+        .find(|l| l.contains("listening on http://"))
+        .expect("ready line");
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let url = line.split("listening on http://").nth(1).unwrap();
+    let addr = url.split_whitespace().next().unwrap().parse().expect("address in ready line");
+    (child, addr, line)
+}
+
+fn stop(mut child: Running) {
+    // SIGTERM, as a process manager would.
+    terminate(child.0.id());
+    let status = child.0.wait().expect("wait");
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+fn terminate(pid: u32) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits");
+    // SAFETY: kill(2) has no memory-safety requirements; `pid` is our child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill -TERM {pid}");
+}
+
+fn get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn binary_logs_ready_line_and_answers_like_curl() {
+    let (child, addr, line) = start(binary().args(["--cores", "1", "--port", "0"]));
+    assert!(line.contains("(cores "), "{line}");
+    let response = get(addr, "/plaintext");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nHello, World!"), "{response}");
+    stop(child);
+}
+
+#[test]
+fn flags_come_from_the_environment_too() {
+    let (child, addr, _) =
+        start(binary().env("URING_SERVE_PORT", "0").env("URING_SERVE_CORES", "1"));
+    assert_ne!(addr.port(), 8000);
+    assert!(get(addr, "/json").contains("Hello, World!"));
+    stop(child);
+}
+
+fn run_to_exit(args: &[&str]) -> (i32, String) {
+    let out = binary().args(args).output().expect("run");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bad_cores_is_one_line_and_exit_code_2() {
+    for bad in ["abc", "0", "100000", "999-1000"] {
+        let (code, stderr) = run_to_exit(&["--cores", bad, "--port", "0"]);
+        assert_eq!(code, 2, "--cores {bad}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "--cores {bad}: {stderr}");
+        assert!(stderr.starts_with("error: --cores"), "{stderr}");
+    }
+}
+
+#[test]
+fn port_in_use_is_one_line_and_exit_code_2() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, stderr) = run_to_exit(&["--cores", "1", "--port", &port]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("already in use"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_bad_flag_value_is_one_line_and_exit_code_2() {
+    let (code, stderr) = run_to_exit(&["--port", "http"]);
+    assert_eq!(code, 2);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn help_groups_and_explains_the_flags() {
+    let out = binary().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Cores and sockets:",
+        "Limits:",
+        "Logging:",
+        "--cores",
+        "URING_SERVE_PORT",
+        "--max-body-bytes",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
+    }
+}
