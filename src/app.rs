@@ -24,8 +24,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A body produced piece by piece; sent chunked (or close-delimited to an
 /// HTTP/1.0 client). An `Err` item ends the response abruptly: the
-/// connection is closed without the final chunk, so the client can tell the
-/// body is incomplete.
+/// connection is closed without the final chunk, so an HTTP/1.1 client can
+/// tell the body is incomplete (an HTTP/1.0 client, reading to the close,
+/// cannot).
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Vec<u8>, BoxError>>>>;
 
 /// An HTTP application, one instance per core.
@@ -128,6 +129,12 @@ impl Request {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             (key == name).then_some(value)
         })
+    }
+
+    /// The host the request is for: an absolute-form target's authority,
+    /// else the Host header.
+    pub fn host(&self) -> Option<&str> {
+        self.head.host()
     }
 
     /// The HTTP version.

@@ -224,7 +224,8 @@ impl<A: App> Conn<A> {
                     }
                 }
                 Err(e) => {
-                    self.refuse(e).await?;
+                    let is_head = is_head_request(self.rbuf.filled());
+                    self.refuse(e, is_head).await?;
                     return Ok(Next::Close);
                 }
             }
@@ -249,15 +250,15 @@ impl<A: App> Conn<A> {
     }
 
     async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
+        let is_head = head.method() == Method::Head;
         let body = match self.read_body(&head).await? {
             BodyRead::Complete(body) => body,
             BodyRead::Eof => return Ok(Next::Close),
             BodyRead::Invalid(e) => {
-                self.refuse(e).await?;
+                self.refuse(e, is_head).await?;
                 return Ok(Next::Close);
             }
         };
-        let is_head = head.method() == Method::Head;
         let http10 = head.version() == Version::Http10;
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer);
@@ -334,10 +335,10 @@ impl<A: App> Conn<A> {
     }
 
     /// Answers a request the parser refused, then the connection closes.
-    async fn refuse(&mut self, error: ParseError) -> io::Result<()> {
+    async fn refuse(&mut self, error: ParseError, is_head: bool) -> io::Result<()> {
         debug!(peer = %self.peer, "refused request: {error}");
         let response = plain_response(error.status(), format!("{error}\n"));
-        self.respond(response, false, false, false).await?;
+        self.respond(response, is_head, false, false).await?;
         self.flush().await
     }
 
@@ -351,9 +352,15 @@ impl<A: App> Conn<A> {
     ) -> io::Result<Next> {
         let response = checked(response);
         let status = response.status();
-        let no_body = status == 204 || status == 304;
+        // RFC 9110 §15.3.5, §15.4.5: 204 and 304 have neither content nor
+        // length; §15.3.6: 205 has no content.
+        let no_body = matches!(status, 204 | 205 | 304);
         let (framing, keep_alive) = match response_body(&response) {
+            _ if status == 205 => (ResponseFraming::Length(0), keep_alive),
             _ if no_body => (ResponseFraming::None, keep_alive),
+            // A HEAD answered without a body says nothing about the length.
+            BodyKind::Empty if is_head => (ResponseFraming::None, keep_alive),
+            BodyKind::Empty => (ResponseFraming::Length(0), keep_alive),
             BodyKind::Full(len) => (ResponseFraming::Length(len as u64), keep_alive),
             BodyKind::Stream if is_head => (ResponseFraming::None, keep_alive),
             BodyKind::Stream if http10 => (ResponseFraming::CloseDelimited, false),
@@ -428,30 +435,34 @@ impl<A: App> Conn<A> {
     }
 
     /// Shuts the sending half, then reads and drops what the client still
-    /// sends, for a short while, before the socket is closed.
+    /// sends, for [`LINGER`] at most in all, before the socket is closed.
     async fn linger_close(mut self) {
-        if self.io.shutdown_write().await.is_err() || self.io.set_read_timeout(LINGER).is_err() {
+        if self.io.shutdown_write().await.is_err() {
             return;
         }
-        let mut drained = 0;
-        let mut scratch = [0u8; 4096];
-        while drained < LINGER_BYTES {
-            match self.io.read(&mut scratch).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => drained += n,
+        let drain = async {
+            let mut drained = 0;
+            let mut scratch = [0u8; 4096];
+            while drained < LINGER_BYTES {
+                match self.io.read(&mut scratch).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => drained += n,
+                }
             }
-        }
+        };
+        futures_lite::future::or(drain, glommio::timer::sleep(LINGER)).await;
     }
 }
 
 enum BodyKind {
+    Empty,
     Full(usize),
     Stream,
 }
 
 fn response_body(response: &Response) -> BodyKind {
     match response.body_ref() {
-        Body::Empty => BodyKind::Full(0),
+        Body::Empty => BodyKind::Empty,
         Body::Full(bytes) => BodyKind::Full(bytes.len()),
         Body::Stream(_) => BodyKind::Stream,
     }
@@ -474,6 +485,13 @@ fn checked(response: Response) -> Response {
         );
         plain_response(500, "internal server error\n")
     }
+}
+
+/// Whether unparseable bytes at least start like a HEAD request, so its
+/// refusal carries no body.
+fn is_head_request(buf: &[u8]) -> bool {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    buf[start..].starts_with(b"HEAD ")
 }
 
 fn plain_response(status: u16, body: impl Into<Body>) -> Response {

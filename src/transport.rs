@@ -8,7 +8,6 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -41,10 +40,5 @@ impl Transport {
     /// last response.
     pub(crate) async fn shutdown_write(&mut self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write).await.map_err(io::Error::from)
-    }
-
-    /// Bounds every later read to `timeout` (an error of kind `TimedOut`).
-    pub(crate) fn set_read_timeout(&mut self, timeout: Duration) -> io::Result<()> {
-        self.stream.set_read_timeout(Some(timeout)).map_err(io::Error::from)
     }
 }

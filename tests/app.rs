@@ -29,6 +29,8 @@ impl App for Probe {
             "/bad-header" => Response::text("x").header("x-evil", "a\r\nSet-Cookie: owned"),
             "/close" => Response::text("bye").header("connection", "close"),
             "/no-content" => Response::new(204).body("ignored"),
+            "/reset-content" => Response::new(205).body("ignored"),
+            "/empty" => Response::new(200),
             _ => Response::text(format!("{}:{}", self.core, self.served.get())),
         }
     }
@@ -120,6 +122,28 @@ fn no_content_has_no_body_and_no_length() {
     let r = c.get("/no-content");
     assert_eq!(r.status, 204);
     assert_eq!(r.header("content-length"), None);
+    assert_eq!(c.get("/").status, 200);
+}
+
+/// RFC 9110 §15.3.6: a server MUST NOT generate content in a 205 response.
+#[test]
+fn reset_content_has_no_body() {
+    let server = start_probe(Cores::Count(1));
+    let mut c = Client::connect(server.local_addr());
+    let r = c.get("/reset-content");
+    assert_eq!((r.status, r.header("content-length")), (205, Some("0")));
+    assert_eq!(c.get("/").status, 200);
+}
+
+/// RFC 9110 §8.6: a HEAD response may only carry the Content-Length a GET
+/// would have; an app answering HEAD without a body states none.
+#[test]
+fn head_answered_without_a_body_sends_no_length() {
+    let server = start_probe(Cores::Count(1));
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"HEAD /empty HTTP/1.1\r\nHost: t\r\n\r\n");
+    let r = c.read_response_to(true);
+    assert_eq!((r.status, r.header("content-length")), (200, None));
     assert_eq!(c.get("/").status, 200);
 }
 

@@ -72,3 +72,14 @@ fn a_malformed_request_after_good_ones_answers_them_first() {
     assert_eq!(c.read_response().status, 400);
     assert!(c.is_closed_by_server());
 }
+
+/// RFC 9110 §9.3.2: a response to HEAD carries no content, refusals too.
+#[test]
+fn a_refused_head_request_gets_no_body() {
+    let server = support::start();
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"HEAD /plaintext HTTP/1.1\r\n\r\n");
+    let r = c.read_response_to(true);
+    assert_eq!(r.status, 400);
+    assert!(c.is_closed_by_server(), "bytes after the head of a HEAD response");
+}

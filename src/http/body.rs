@@ -131,10 +131,10 @@ impl ChunkedDecoder {
                     _ => return Err(ParseError::Malformed("invalid chunk size")),
                 },
             },
+            // RFC 9112 §7.1.1: whitespace after the size only before `;`.
             State::SizeSpace => match b {
                 b' ' | b'\t' => State::SizeSpace,
                 b';' => State::Extension,
-                b'\r' => State::SizeLf,
                 _ => return Err(ParseError::Malformed("invalid chunk size line")),
             },
             State::Extension => {
@@ -277,6 +277,7 @@ mod tests {
             b"11111111111111111\r\n",
             b"1;a\x00b\r\n",
             b"0\r\nT: a\nb\r\n\r\n",
+            b"3 \r\nabc\r\n0\r\n\r\n",
         ] {
             let mut d = ChunkedDecoder::new(u64::MAX, 1024);
             let r = d.decode(raw, &mut Vec::new());

@@ -141,6 +141,7 @@ pub struct RequestHead {
     target: Range<usize>,
     path: Range<usize>,
     query: Option<Range<usize>>,
+    authority: Option<Range<usize>>,
     version: Version,
     headers: Vec<(Range<usize>, Range<usize>)>,
     framing: BodyFraming,
@@ -177,6 +178,16 @@ impl RequestHead {
     /// The query of the target (after `?`), if it has one.
     pub fn query(&self) -> Option<&str> {
         self.query.clone().map(|q| self.str_at(q))
+    }
+
+    /// The host the request is for: the authority of an absolute-form
+    /// target, which RFC 9112 §3.2.2 says replaces the Host header, or else
+    /// the Host header (`None` for an HTTP/1.0 request without one).
+    pub fn host(&self) -> Option<&str> {
+        match &self.authority {
+            Some(authority) => Some(self.str_at(authority.clone())),
+            None => self.header("host").and_then(|h| std::str::from_utf8(h).ok()),
+        }
     }
 
     /// The HTTP version.
@@ -280,18 +291,26 @@ fn skip_empty_lines(buf: &[u8]) -> &[u8] {
     &buf[start..]
 }
 
+fn has_bare_lf(head: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
+}
+
 fn request_line_complete(buf: &[u8]) -> bool {
     memchr::memchr(b'\n', skip_empty_lines(buf)).is_some()
 }
 
 /// `HTTP/2.0` or `HTTP/1.2` is a version we do not speak (505); anything
-/// that does not even look like `HTTP/<digit>` is a malformed request (400).
+/// that is not `HTTP/<digit>.<digit>` is a malformed request (400). (RFC 9110
+/// §2.5 lets a server treat 1.2 as 1.1; answering 505 is the stricter
+/// choice.)
 fn classify_version(buf: &[u8]) -> ParseError {
     let line = skip_empty_lines(buf);
     let line = &line[..memchr::memchr2(b'\r', b'\n', line).unwrap_or(line.len())];
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
     match version {
-        [b'H', b'T', b'T', b'P', b'/', d, ..] if d.is_ascii_digit() => {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
             ParseError::UnsupportedVersion
         }
         _ => ParseError::Malformed("invalid HTTP version"),
@@ -346,15 +365,22 @@ fn build_head(
         note_header(&mut facts, h.name, h.value)?;
     }
 
+    // RFC 9112 §2.2 lets a recipient accept a bare LF as a line ending; the
+    // safer choice is to refuse it, so no other parser on the path can read
+    // this head's lines differently.
+    if has_bare_lf(&buf[..len]) {
+        return Err(ParseError::Malformed("line ending without CR"));
+    }
     let target_range = range_in(buf, target.as_bytes());
-    let (path, query) = split_target(target, target_range.start, method_kind)?;
+    let parts = split_target(target, target_range.start, method_kind)?;
 
-    if version == Version::Http11 {
-        match facts.host_count {
-            0 => return Err(ParseError::Malformed("missing Host header")),
-            1 => {}
-            _ => return Err(ParseError::Malformed("more than one Host header")),
-        }
+    // RFC 9112 §3.2: 400 for any request with more than one Host, and for an
+    // HTTP/1.1 request without one.
+    if facts.host_count > 1 {
+        return Err(ParseError::Malformed("more than one Host header"));
+    }
+    if version == Version::Http11 && facts.host_count == 0 {
+        return Err(ParseError::Malformed("missing Host header"));
     }
 
     let framing = if facts.transfer_encoding {
@@ -397,8 +423,9 @@ fn build_head(
         method: method_kind,
         method_len: method.len(),
         target: target_range,
-        path,
-        query,
+        path: parts.path,
+        query: parts.query,
+        authority: parts.authority,
         version,
         headers,
         framing,
@@ -442,14 +469,16 @@ fn note_header(facts: &mut HeaderFacts, name: &str, value: &[u8]) -> Result<(), 
         }
     } else if name.eq_ignore_ascii_case(b"host") {
         facts.host_count += 1;
-        if !value.iter().all(|&b| is_host_byte(b)) {
+        if !is_valid_host(value) {
             return Err(ParseError::Malformed("invalid Host header"));
         }
     } else if name.eq_ignore_ascii_case(b"expect") {
-        if trim_ows(value).eq_ignore_ascii_case(b"100-continue") {
-            facts.expect_continue = true;
-        } else {
-            facts.expect_other = true;
+        for expectation in list_elements(value) {
+            if expectation.eq_ignore_ascii_case(b"100-continue") {
+                facts.expect_continue = true;
+            } else {
+                facts.expect_other = true;
+            }
         }
     }
     Ok(())
@@ -493,20 +522,50 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Bytes of `uri-host [ ":" port ]` (RFC 3986 reg-name, IP-literal, IPv4).
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): an
+/// IP-literal in brackets or a reg-name/IPv4 address, then an optional
+/// numeric port. Empty is allowed (a target without authority).
+fn is_valid_host(value: &[u8]) -> bool {
+    let (host, port) = if value.first() == Some(&b'[') {
+        let Some(close) = memchr::memchr(b']', value) else {
+            return false;
+        };
+        let literal = &value[1..close];
+        if literal.is_empty()
+            || !literal.iter().all(|&b| b.is_ascii_hexdigit() || b":.vV%-_~".contains(&b))
+        {
+            return false;
+        }
+        match &value[close + 1..] {
+            [] => return true,
+            [b':', port @ ..] => (&value[..0], port),
+            _ => return false,
+        }
+    } else {
+        match memchr::memchr(b':', value) {
+            Some(colon) => (&value[..colon], &value[colon + 1..]),
+            None => (value, &value[..0]),
+        }
+    };
+    let reg_name = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
+    host.iter().all(reg_name) && port.iter().all(u8::is_ascii_digit)
 }
 
-/// Splits the request target into path and query ranges (offsets into the
-/// head), by the request-target forms of RFC 9112 §3.2.
-#[allow(clippy::type_complexity)]
-fn split_target(
-    target: &str,
-    base: usize,
-    method: Method,
-) -> Result<(Range<usize>, Option<Range<usize>>), ParseError> {
+/// Where the parts of a request target are (offsets into the head).
+struct TargetParts {
+    path: Range<usize>,
+    query: Option<Range<usize>>,
+    authority: Option<Range<usize>>,
+}
+
+/// Splits the request target into its parts, by the request-target forms of
+/// RFC 9112 §3.2.
+fn split_target(target: &str, base: usize, method: Method) -> Result<TargetParts, ParseError> {
     let bytes = target.as_bytes();
+    if !bytes.iter().all(|&b| is_target_byte(b)) {
+        return Err(ParseError::Malformed("invalid character in request target"));
+    }
+    let mut authority = None;
     let path_start = if bytes.first() == Some(&b'/') {
         0
     } else if target == "*" {
@@ -516,11 +575,18 @@ fn split_target(
         0
     } else if let Some(after_scheme) = absolute_form_authority(bytes) {
         // absolute-form: the path starts at the first '/' or '?' after the
-        // authority; it may be empty.
-        bytes[after_scheme..]
+        // authority; it may be empty. RFC 9110 §4.2.1: an http(s) URI with
+        // an empty host is invalid; §4.2.4: userinfo is refused.
+        let path_start = bytes[after_scheme..]
             .iter()
             .position(|&b| b == b'/' || b == b'?')
-            .map_or(bytes.len(), |p| after_scheme + p)
+            .map_or(bytes.len(), |p| after_scheme + p);
+        let host = &bytes[after_scheme..path_start];
+        if host.is_empty() || host.contains(&b'@') || !is_valid_host(host) {
+            return Err(ParseError::Malformed("invalid authority in request target"));
+        }
+        authority = Some(base + after_scheme..base + path_start);
+        path_start
     } else {
         return Err(ParseError::Malformed("invalid request target"));
     };
@@ -529,7 +595,13 @@ fn split_target(
         Some(q) => (q, Some(base + path_start + q + 1..base + bytes.len())),
         None => (rest.len(), None),
     };
-    Ok((base + path_start..base + path_start + path_len, query))
+    Ok(TargetParts { path: base + path_start..base + path_start + path_len, query, authority })
+}
+
+/// Bytes a request target may hold (RFC 3986 §2: unreserved, reserved
+/// but `#`, and `%`): printable ASCII but `"<>\^`{|}#`.
+fn is_target_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !b"\"<>\\^`{|}#".contains(&b)
 }
 
 /// For `http://authority...` or `https://...` (any case), the offset just
@@ -670,6 +742,7 @@ mod tests {
         assert_eq!(error("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), ParseError::UnsupportedVersion);
         assert_eq!(error("GET / HTTP/1.2\r\nHost: h\r\n\r\n"), ParseError::UnsupportedVersion);
         assert_eq!(error("GET / HTXP/1.1\r\nHost: h\r\n\r\n").status(), 400);
+        assert_eq!(error("GET / HTTP/11\r\nHost: h\r\n\r\n").status(), 400);
     }
 
     #[test]
@@ -711,6 +784,60 @@ mod tests {
     fn asterisk_form_only_for_options() {
         assert_eq!(head("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").path(), "*");
         assert_eq!(error("GET * HTTP/1.1\r\nHost: h\r\n\r\n").status(), 400);
+    }
+
+    /// RFC 9112 §3.2.2: with an absolute-form target, the target's
+    /// authority replaces the Host header.
+    #[test]
+    fn absolute_form_authority_is_the_host() {
+        let h = head("GET http://a.example:8080/x HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(h.host(), Some("a.example:8080"));
+        let h = head("GET /x HTTP/1.1\r\nHost: b.example\r\n\r\n");
+        assert_eq!(h.host(), Some("b.example"));
+    }
+
+    /// RFC 9110 §4.2.1 and §4.2.4: an http URI needs a host and no userinfo.
+    #[test]
+    fn absolute_form_without_host_or_with_userinfo_is_400() {
+        assert_eq!(error("GET http:///x HTTP/1.1\r\nHost: h\r\n\r\n").status(), 400);
+        assert_eq!(error("GET http://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n").status(), 400);
+    }
+
+    /// RFC 9112 §3.2: 400 for a Host with an invalid value, and for more
+    /// than one Host line in any request.
+    #[test]
+    fn host_values_must_be_host_and_port() {
+        for bad in ["a:b:c", "h:8x", "[::1", "a/b", "a@b"] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(error(&raw).status(), 400, "Host: {bad}");
+        }
+        for good in ["example.com", "example.com:80", "[::1]:8080", "10.0.0.1", ""] {
+            head(&format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n"));
+        }
+        assert_eq!(error("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n").status(), 400);
+    }
+
+    #[test]
+    fn request_targets_with_unsafe_characters_are_400() {
+        for target in ["/a<b", "/a\"b", "/a{b}", "/a#frag", "/caf\u{e9}"] {
+            let raw = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            assert_eq!(error(&raw).status(), 400, "target {target}");
+        }
+    }
+
+    /// RFC 9112 §2.2 allows accepting a bare LF; we take the safer choice.
+    #[test]
+    fn bare_lf_line_endings_are_400() {
+        assert_eq!(error("GET / HTTP/1.1\nHost: h\r\n\r\n").status(), 400);
+        assert_eq!(error("GET / HTTP/1.1\r\nHost: h\n\n").status(), 400);
+    }
+
+    /// RFC 9110 §5.6.1: empty list elements are ignored.
+    #[test]
+    fn expect_is_a_list() {
+        let raw =
+            "POST / HTTP/1.1\r\nHost: h\r\nExpect: , 100-continue,\r\nContent-Length: 1\r\n\r\n";
+        assert!(head(raw).expect_continue());
     }
 
     #[test]
