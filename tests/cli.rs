@@ -132,3 +132,29 @@ fn help_groups_and_explains_the_flags() {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
 }
+
+/// `taskset -c K uring-serve --cores all` runs on core K only: `all` is the
+/// affinity mask, not the machine's core count.
+#[test]
+fn cores_all_follows_the_affinity_mask() {
+    let allowed = uring_serve::cores::allowed();
+    let last = *allowed.last().expect("a core");
+    let mut cmd = binary();
+    cmd.args(["--cores", "all", "--port", "0"]);
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls sched_setaffinity on a zeroed, stack-local cpu_set_t.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(last, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (child, addr, line) = start(&mut cmd);
+    assert!(line.ends_with(&format!("(cores {last})")), "{line}");
+    assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+    stop(child);
+}

@@ -43,3 +43,43 @@ fn every_core_is_started_and_reported() {
     let ids: Vec<usize> = server.cores().iter().map(|c| c.get()).collect();
     assert_eq!(ids, allowed);
 }
+
+/// Threads named `uring-serve-core-<id>`, one per core, each pinned to it.
+#[test]
+fn each_core_runs_on_its_own_named_pinned_thread() {
+    let server = support::start_on(Cores::All);
+    let mut pinned = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let allowed = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default();
+        // The kernel cuts thread names to 15 bytes: "uring-serve-cor".
+        if name.trim() == "uring-serve-cor" {
+            pinned.push(allowed);
+        }
+    }
+    let expected: Vec<String> = server.cores().iter().map(|c| c.to_string()).collect();
+    // Every thread of a core (glommio's helper threads inherit the name) is
+    // pinned to exactly one core, and every core has its thread.
+    assert!(pinned.iter().all(|cpus| expected.contains(cpus)), "unpinned core thread: {pinned:?}");
+    for core in &expected {
+        assert!(pinned.contains(core), "no thread pinned to core {core}: {pinned:?}");
+    }
+}
+
+/// `--host ::1`: IPv6 works like IPv4.
+#[test]
+fn ipv6_addresses_are_served() {
+    let server = uring_serve::Server::builder()
+        .cores(Cores::Count(1))
+        .bind("[::1]:0")
+        .serve(uring_serve::apps::BenchApp::new)
+        .expect("IPv6 loopback");
+    assert!(server.local_addr().is_ipv6());
+    assert_eq!(Client::connect(server.local_addr()).get("/plaintext").status, 200);
+}
