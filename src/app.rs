@@ -12,12 +12,15 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::Stream;
 
+use crate::blocking::{BlockingError, BlockingPool};
 use crate::cores::CoreId;
 use crate::http::{Method, RequestHead, Version};
+use crate::metrics::{CoreMetrics, Metrics};
 
 /// The error type of fallible application hooks.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -66,16 +69,57 @@ pub trait App: 'static {
 #[derive(Debug)]
 pub struct Context {
     core: CoreId,
+    blocking: BlockingPool,
+    metrics: Arc<CoreMetrics>,
 }
 
 impl Context {
-    pub(crate) fn new(core: CoreId) -> Context {
-        Context { core }
+    pub(crate) fn new(core: CoreId, blocking: BlockingPool, metrics: Arc<CoreMetrics>) -> Context {
+        Context { core, blocking, metrics }
     }
 
     /// The core this application instance runs on.
     pub fn core(&self) -> CoreId {
         self.core
+    }
+
+    /// Runs `job` on this core's blocking pool and waits for its value
+    /// without blocking the core.
+    ///
+    /// A full pool is [`BlockingError::Overloaded`] and a panic in `job` is
+    /// [`BlockingError::Panicked`]; both convert into the response to send
+    /// (503 with `Retry-After`, or 500):
+    ///
+    /// ```
+    /// # use uring_serve::{Context, Response};
+    /// async fn handler(cx: &Context) -> Response {
+    ///     match cx.blocking(|| std::fs::read_to_string("/etc/hostname")).await {
+    ///         Ok(Ok(name)) => Response::text(name),
+    ///         Ok(Err(_)) => Response::new(404),
+    ///         Err(e) => e.into(),
+    ///     }
+    /// }
+    /// ```
+    pub async fn blocking<F, T>(&self, job: F) -> Result<T, BlockingError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let pending = self.blocking.submit(job);
+        self.note_blocking();
+        let result = pending?.await;
+        self.note_blocking();
+        result
+    }
+
+    fn note_blocking(&self) {
+        self.metrics.blocking_in_pool.set(self.blocking.in_pool() as u64);
+        self.metrics.blocking_queued.set(self.blocking.queued() as u64);
+    }
+
+    /// This core's counters.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.snapshot(self.core)
     }
 }
 
@@ -251,6 +295,16 @@ impl Response {
             Cow::Owned(s) => Body::Full(Cow::Owned(s.into_bytes())),
         };
         Response::new(200).header("content-type", "text/plain; charset=utf-8").body(body)
+    }
+
+    /// `503 Service Unavailable` with `Retry-After: 1` and
+    /// `Connection: close`: the answer to a request shed by overload.
+    pub fn service_unavailable() -> Response {
+        Response::new(503)
+            .header("content-type", "text/plain; charset=utf-8")
+            .header("retry-after", "1")
+            .header("connection", "close")
+            .body("service unavailable, retry later\n")
     }
 
     /// Adds a header. Names and values are checked when the response is

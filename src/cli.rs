@@ -3,6 +3,7 @@
 //! [`Config`]. No other logic lives here.
 
 use std::net::ToSocketAddrs;
+use std::time::Duration;
 
 use clap::Parser;
 
@@ -52,6 +53,44 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_MAX_HEADERS", default_value_t = defaults::MAX_HEADERS, help_heading = "Limits")]
     pub max_headers: usize,
 
+    /// Requests in flight per core; past it a request is answered 503 with
+    /// Retry-After at once, without calling the application (default: no
+    /// limit). Idle keep-alive connections do not count.
+    #[arg(long, env = "URING_SERVE_LIMIT_CONCURRENCY", help_heading = "Overload")]
+    pub limit_concurrency: Option<usize>,
+
+    /// Open connections per core; past it a new connection is answered 503
+    /// and closed.
+    #[arg(long, env = "URING_SERVE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS, help_heading = "Overload")]
+    pub max_connections: usize,
+
+    /// Threads per core for blocking work (`cx.blocking`).
+    #[arg(long, env = "URING_SERVE_BLOCKING_THREADS", default_value_t = defaults::BLOCKING_THREADS, help_heading = "Overload")]
+    pub blocking_threads: usize,
+
+    /// Blocking jobs per core that may wait for a thread; past it the
+    /// request is answered 503.
+    #[arg(long, env = "URING_SERVE_BLOCKING_QUEUE", default_value_t = defaults::BLOCKING_QUEUE, help_heading = "Overload")]
+    pub blocking_queue: usize,
+
+    /// Time to send a whole request head; then 408 and close (slowloris).
+    /// Durations: `10`, `10s`, `500ms`, `1m`.
+    #[arg(long, env = "URING_SERVE_TIMEOUT_REQUEST_HEADER", default_value = "10s", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub timeout_request_header: Duration,
+
+    /// Idle time between requests before a keep-alive connection is closed.
+    #[arg(long, env = "URING_SERVE_TIMEOUT_KEEP_ALIVE", default_value = "5s", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub timeout_keep_alive: Duration,
+
+    /// Longest pause while a request body arrives; then 408 and close.
+    #[arg(long, env = "URING_SERVE_TIMEOUT_BODY", default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub timeout_body: Duration,
+
+    /// Longest stall while writing a response (a client that does not
+    /// read); then the connection is closed.
+    #[arg(long, env = "URING_SERVE_TIMEOUT_WRITE", default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub timeout_write: Duration,
+
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set,
     /// takes precedence with a full filter (e.g. `uring_serve=debug`).
     #[arg(long, env = "URING_SERVE_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"], help_heading = "Logging")]
@@ -81,6 +120,14 @@ impl Cli {
             max_body_bytes: self.max_body_bytes,
             max_header_bytes,
             max_headers: self.max_headers,
+            limit_concurrency: self.limit_concurrency,
+            max_connections: self.max_connections,
+            blocking_threads: self.blocking_threads,
+            blocking_queue: self.blocking_queue,
+            timeout_request_header: self.timeout_request_header,
+            timeout_keep_alive: self.timeout_keep_alive,
+            timeout_body: self.timeout_body,
+            timeout_write: self.timeout_write,
             ..Config::default()
         };
         config.validate()?;
@@ -106,6 +153,28 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     n.checked_mul(1 << shift).ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Parses `10` (seconds), `10s`, `500ms`, `1.5s`, `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let seconds_per_unit = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit (use ms, s, m or h)")),
+    };
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (use e.g. 5s, 500ms)"))?;
+    Duration::try_from_secs_f64(n * seconds_per_unit)
+        .map_err(|_| format!("{text:?} is out of range"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +185,15 @@ mod tests {
         assert_eq!(parse_bytes("16KiB"), Ok(16 << 10));
         assert_eq!(parse_bytes("100"), Ok(100));
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
     }
 }

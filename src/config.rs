@@ -8,12 +8,15 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::cores::Cores;
 use crate::http::{Limits, MAX_HEADERS_CAP};
 
 /// Default values, with what peers use.
 pub mod defaults {
+    use std::time::Duration;
+
     /// `--host`: loopback only, as uvicorn.
     pub const HOST: &str = "127.0.0.1";
     /// `--port`: 8000, as uvicorn.
@@ -29,7 +32,35 @@ pub mod defaults {
     pub const MAX_HEADERS: usize = 100;
     /// The `Server` header value.
     pub const SERVER_HEADER: &str = "uring-serve";
+    /// `--max-connections`: open connections per core before new ones are
+    /// answered 503 (nginx's `worker_connections` is of this order; each
+    /// idle connection costs about 8 KiB here).
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    /// `--blocking-threads`: threads per core. Starlette gives each uvicorn
+    /// worker 40; here every core has its own pool, so 16 per core reaches
+    /// 40 at 2.5 cores and stays moderate on large machines. The threads
+    /// sleep when idle and are meant for blocking I/O (drivers, files), not
+    /// CPU-bound work, which would compete with the cores anyway.
+    pub const BLOCKING_THREADS: usize = 16;
+    /// `--blocking-queue`: jobs per core waiting for a blocking thread
+    /// before new ones are answered 503 (with 5 ms jobs on 16 threads, a
+    /// full queue is about 80 ms of waiting).
+    pub const BLOCKING_QUEUE: usize = 256;
+    /// `--timeout-request-header`: time to send a whole request head (408).
+    pub const TIMEOUT_REQUEST_HEADER: Duration = Duration::from_secs(10);
+    /// `--timeout-keep-alive`: idle time between requests, as uvicorn.
+    pub const TIMEOUT_KEEP_ALIVE: Duration = Duration::from_secs(5);
+    /// `--timeout-body`: longest pause while a request body is sent (408);
+    /// nginx's `client_body_timeout` is 60 s.
+    pub const TIMEOUT_BODY: Duration = Duration::from_secs(30);
+    /// `--timeout-write`: longest stall of a response write (a client that
+    /// does not read); nginx's `send_timeout` is 60 s.
+    pub const TIMEOUT_WRITE: Duration = Duration::from_secs(30);
 }
+
+/// Most blocking jobs one core may have queued and running: glommio's pool
+/// channel holds 4096, and a full channel would block the core.
+pub const MAX_BLOCKING_JOBS: usize = 4096;
 
 /// The full configuration of a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +79,23 @@ pub struct Config {
     pub max_headers: usize,
     /// The `Server` header sent with every response; `None` sends none.
     pub server_header: Option<String>,
+    /// Requests in flight per core before new ones get 503 (`None`: no
+    /// limit, the default, as uvicorn).
+    pub limit_concurrency: Option<usize>,
+    /// Open connections per core before new ones get 503. Default 10 000.
+    pub max_connections: usize,
+    /// Blocking-pool threads per core. Default 16.
+    pub blocking_threads: usize,
+    /// Blocking jobs waiting per core before new ones get 503. Default 256.
+    pub blocking_queue: usize,
+    /// Time a client has to send a whole request head. Default 10 s.
+    pub timeout_request_header: Duration,
+    /// Idle time allowed between requests. Default 5 s.
+    pub timeout_keep_alive: Duration,
+    /// Longest pause while a request body arrives. Default 30 s.
+    pub timeout_body: Duration,
+    /// Longest stall of a response write. Default 30 s.
+    pub timeout_write: Duration,
 }
 
 impl Default for Config {
@@ -60,6 +108,14 @@ impl Default for Config {
             max_header_bytes: defaults::MAX_HEADER_BYTES,
             max_headers: defaults::MAX_HEADERS,
             server_header: Some(defaults::SERVER_HEADER.to_string()),
+            limit_concurrency: None,
+            max_connections: defaults::MAX_CONNECTIONS,
+            blocking_threads: defaults::BLOCKING_THREADS,
+            blocking_queue: defaults::BLOCKING_QUEUE,
+            timeout_request_header: defaults::TIMEOUT_REQUEST_HEADER,
+            timeout_keep_alive: defaults::TIMEOUT_KEEP_ALIVE,
+            timeout_body: defaults::TIMEOUT_BODY,
+            timeout_write: defaults::TIMEOUT_WRITE,
         }
     }
 }
@@ -103,6 +159,31 @@ impl Config {
         }
         if usize::try_from(self.max_body_bytes).is_err() {
             return Err(ConfigError::new("--max-body-bytes", "does not fit in memory"));
+        }
+        if self.limit_concurrency == Some(0) {
+            return Err(ConfigError::new("--limit-concurrency", "must be at least 1"));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::new("--max-connections", "must be at least 1"));
+        }
+        if self.blocking_threads == 0 || self.blocking_threads > 1024 {
+            return Err(ConfigError::new("--blocking-threads", "must be between 1 and 1024"));
+        }
+        if self.blocking_threads + self.blocking_queue > MAX_BLOCKING_JOBS {
+            return Err(ConfigError::new(
+                "--blocking-queue",
+                format!("threads + queue must be at most {MAX_BLOCKING_JOBS}"),
+            ));
+        }
+        for (flag, value) in [
+            ("--timeout-request-header", self.timeout_request_header),
+            ("--timeout-keep-alive", self.timeout_keep_alive),
+            ("--timeout-body", self.timeout_body),
+            ("--timeout-write", self.timeout_write),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(flag, "must be longer than 0"));
+            }
         }
         if let Some(server) = &self.server_header {
             if !crate::http::is_valid_header_value(server) {

@@ -20,21 +20,26 @@
 //! This module owns the accept loop of a core as well.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::{FutureExt, StreamExt};
 use glommio::net::TcpListener;
 use tracing::{debug, error, warn};
 
+use crate::admission::Admission;
 use crate::app::{App, Body, BodyStream, Context, Request, Response};
+use crate::config::Config;
 use crate::http::{
     self, BodyFraming, ChunkedDecoder, DecodeStatus, HttpDate, Limits, Method, ParseError,
     RequestHead, ResponseFraming, ResponseHead, Version,
 };
+use crate::metrics::CoreMetrics;
 use crate::runtime::ShutdownSignal;
 use crate::transport::Transport;
 
@@ -47,6 +52,8 @@ const MIN_READ_BYTES: usize = 4 << 10;
 const DIRECT_WRITE_BYTES: usize = 64 << 10;
 /// How long a lingering close waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(1);
+/// How long a connection shed at accept may take to get its 503 out.
+const SHED_LINGER: Duration = Duration::from_millis(500);
 /// How much a lingering close reads and drops at most.
 const LINGER_BYTES: usize = 256 << 10;
 
@@ -54,15 +61,42 @@ const LINGER_BYTES: usize = 256 << 10;
 pub(crate) struct CoreState<A> {
     pub(crate) app: A,
     pub(crate) cx: Context,
-    pub(crate) limits: Limits,
-    pub(crate) server_header: Option<String>,
-    pub(crate) date: Cell<HttpDate>,
+    limits: Limits,
+    server_header: Option<String>,
+    date: Cell<HttpDate>,
+    admission: Rc<Admission>,
+    metrics: Arc<CoreMetrics>,
+    max_connections: u64,
+    timeouts: Timeouts,
+}
+
+/// The timeouts a connection applies (see `Config`).
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    request_header: Duration,
+    keep_alive: Duration,
+    body: Duration,
+    write: Duration,
 }
 
 impl<A: App> CoreState<A> {
-    pub(crate) fn new(app: A, cx: Context, limits: Limits, server_header: Option<String>) -> Self {
-        let date = Cell::new(HttpDate::from_system_time(SystemTime::now()));
-        CoreState { app, cx, limits, server_header, date }
+    pub(crate) fn new(app: A, cx: Context, config: &Config, metrics: Arc<CoreMetrics>) -> Self {
+        CoreState {
+            app,
+            cx,
+            limits: config.limits(),
+            server_header: config.server_header.clone(),
+            date: Cell::new(HttpDate::from_system_time(SystemTime::now())),
+            admission: Admission::new(config.limit_concurrency, metrics.clone()),
+            metrics,
+            max_connections: config.max_connections as u64,
+            timeouts: Timeouts {
+                request_header: config.timeout_request_header,
+                keep_alive: config.timeout_keep_alive,
+                body: config.timeout_body,
+                write: config.timeout_write,
+            },
+        }
     }
 }
 
@@ -98,19 +132,89 @@ pub(crate) async fn accept_loop<A: App>(
         if shutdown.is_triggered() {
             return;
         }
+        let metrics = &core.metrics;
+        metrics.connections_accepted.inc();
         let peer = match stream.peer_addr() {
             Ok(peer) => peer,
             Err(_) => continue, // already gone
         };
         let core = core.clone();
+        if metrics.connections_open.get() >= core.max_connections {
+            metrics.connections_shed.inc();
+            glommio::spawn_local(shed_connection(Transport::new(stream), core)).detach();
+            continue;
+        }
+        metrics.connections_open.inc();
         glommio::spawn_local(async move {
-            let conn = Conn::new(Transport::new(stream), peer, core);
+            let conn = Conn::new(Transport::new(stream), peer, core.clone());
             if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
                 error!(%peer, "connection task panicked; connection closed");
             }
+            core.metrics.connections_open.dec();
         })
         .detach();
     }
+}
+
+/// Answers a connection over `--max-connections` with 503 and closes it:
+/// the client learns why, instead of a reset or an unbounded wait.
+async fn shed_connection<A: App>(mut io: Transport, core: Rc<CoreState<A>>) {
+    let mut out = Vec::with_capacity(256);
+    let response = Response::service_unavailable();
+    let date = core.date.get();
+    let head = ResponseHead {
+        status: 503,
+        framing: ResponseFraming::Length(response_len(&response)),
+        keep_alive: false,
+        http10: false,
+        date: &date,
+        server: core.server_header.as_deref(),
+    };
+    head.encode(response.headers(), &mut out);
+    if let Body::Full(body) = response.into_body() {
+        out.extend_from_slice(&body);
+    }
+    let deadline = Instant::now() + SHED_LINGER;
+    if with_deadline(io.write_all(&out), deadline).await.is_some_and(|r| r.is_ok()) {
+        linger(&mut io, deadline).await;
+    }
+}
+
+fn response_len(response: &Response) -> u64 {
+    match response.body_ref() {
+        Body::Full(bytes) => bytes.len() as u64,
+        _ => 0,
+    }
+}
+
+/// Runs `future` until `deadline`; `None` if the deadline came first. The
+/// timer is only armed if the future does not complete on its first poll.
+async fn with_deadline<T>(future: impl Future<Output = T>, deadline: Instant) -> Option<T> {
+    let timer = async {
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())).await;
+        None
+    };
+    futures_lite::future::or(async { Some(future.await) }, timer).await
+}
+
+/// Shuts the sending half, then reads and drops what the client still
+/// sends until `deadline`, so the kernel does not reset the connection
+/// (and destroy the response in flight) when it is closed.
+async fn linger(io: &mut Transport, deadline: Instant) {
+    if io.shutdown_write().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut drained = 0;
+        let mut scratch = [0u8; 4096];
+        while drained < LINGER_BYTES {
+            match io.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    with_deadline(drain, deadline).await;
 }
 
 /// A connection's read buffer: bytes `start..end` of `buf` are unread.
@@ -174,6 +278,8 @@ enum BodyRead {
     Complete(Vec<u8>),
     /// The client closed before the body was complete.
     Eof,
+    /// The body stalled longer than the body timeout.
+    TimedOut,
     Invalid(ParseError),
 }
 
@@ -190,11 +296,33 @@ struct Conn<A> {
     core: Rc<CoreState<A>>,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
+    /// When the connection became ready for its next request.
+    idle_since: Instant,
+    /// When the first bytes of the head being read arrived.
+    head_started: Option<Instant>,
+    /// Whether a request was answered on this connection yet.
+    served_any: bool,
+}
+
+/// How a read with a deadline ended.
+enum Fill {
+    Data,
+    Eof,
+    TimedOut,
 }
 
 impl<A: App> Conn<A> {
     fn new(io: Transport, peer: SocketAddr, core: Rc<CoreState<A>>) -> Conn<A> {
-        Conn { io, peer, core, rbuf: ReadBuf::new(), wbuf: Vec::with_capacity(READ_BUF_BYTES) }
+        Conn {
+            io,
+            peer,
+            core,
+            rbuf: ReadBuf::new(),
+            wbuf: Vec::new(),
+            idle_since: Instant::now(),
+            head_started: None,
+            served_any: false,
+        }
     }
 
     async fn run(mut self) {
@@ -212,15 +340,39 @@ impl<A: App> Conn<A> {
             match http::parse_head(self.rbuf.filled(), &self.core.limits) {
                 Ok(Some((head, len))) => {
                     self.rbuf.consume(len);
+                    self.head_started = None;
                     if self.handle(head).await? == Next::Close {
                         self.flush().await?;
                         return Ok(Next::Close);
                     }
+                    self.served_any = true;
+                    self.idle_since = Instant::now();
                     self.rbuf.shrink();
                 }
                 Ok(None) => {
-                    if self.fill(0).await? == 0 {
-                        return Ok(Next::KeepAlive);
+                    let timeouts = self.core.timeouts;
+                    let deadline = if self.rbuf.filled().is_empty() {
+                        // Idle: between requests, or a new connection.
+                        let idle = if self.served_any {
+                            timeouts.keep_alive
+                        } else {
+                            timeouts.request_header
+                        };
+                        self.idle_since + idle
+                    } else {
+                        *self.head_started.get_or_insert_with(Instant::now)
+                            + timeouts.request_header
+                    };
+                    match self.fill(0, deadline).await? {
+                        Fill::Data => {}
+                        Fill::Eof => return Ok(Next::KeepAlive),
+                        Fill::TimedOut if self.rbuf.filled().is_empty() => {
+                            return Ok(Next::Close);
+                        }
+                        Fill::TimedOut => {
+                            self.time_out().await?;
+                            return Ok(Next::Close);
+                        }
                     }
                 }
                 Err(e) => {
@@ -232,33 +384,63 @@ impl<A: App> Conn<A> {
         }
     }
 
-    /// Flushes pending responses, then reads more; 0 means end of stream.
-    async fn fill(&mut self, want: usize) -> io::Result<usize> {
+    /// Flushes pending responses, then reads more, until `deadline`.
+    async fn fill(&mut self, want: usize, deadline: Instant) -> io::Result<Fill> {
         self.flush().await?;
-        let n = self.io.read(self.rbuf.spare(want)).await?;
-        self.rbuf.advance(n);
-        Ok(n)
+        let Conn { io, rbuf, .. } = self;
+        match with_deadline(io.read(rbuf.spare(want)), deadline).await {
+            Some(Ok(0)) => Ok(Fill::Eof),
+            Some(Ok(n)) => {
+                rbuf.advance(n);
+                Ok(Fill::Data)
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(Fill::TimedOut),
+        }
     }
 
+    /// Writes the pending responses; a client that does not take them
+    /// within the write timeout loses the connection.
     async fn flush(&mut self) -> io::Result<()> {
         if !self.wbuf.is_empty() {
-            let result = self.io.write_all(&self.wbuf).await;
+            let Conn { io, wbuf, core, .. } = self;
+            let result = write_within(io, wbuf, core.timeouts.write).await;
             self.wbuf.clear();
             result?;
         }
         Ok(())
     }
 
+    /// Answers 408 to a request whose head or body did not arrive in time.
+    async fn time_out(&mut self) -> io::Result<()> {
+        self.core.metrics.requests_timed_out.inc();
+        debug!(peer = %self.peer, "request timed out");
+        let response = plain_response(408, "request timeout\n");
+        self.respond(response, false, false, false).await?;
+        self.flush().await
+    }
+
     async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
         let is_head = head.method() == Method::Head;
+        let Some(_permit) = self.core.admission.try_admit() else {
+            // Over --limit-concurrency: shed before reading the body.
+            self.core.metrics.requests_shed.inc();
+            let http10 = head.version() == Version::Http10;
+            return self.respond(Response::service_unavailable(), is_head, http10, false).await;
+        };
         let body = match self.read_body(&head).await? {
             BodyRead::Complete(body) => body,
             BodyRead::Eof => return Ok(Next::Close),
+            BodyRead::TimedOut => {
+                self.time_out().await?;
+                return Ok(Next::Close);
+            }
             BodyRead::Invalid(e) => {
                 self.refuse(e, is_head).await?;
                 return Ok(Next::Close);
             }
         };
+        self.core.metrics.requests.inc();
         let http10 = head.version() == Version::Http10;
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer);
@@ -267,9 +449,14 @@ impl<A: App> Conn<A> {
                 let close = response.headers().any(|(n, v)| {
                     n.eq_ignore_ascii_case("connection") && http::connection_has_close(v.as_bytes())
                 });
+                if response.status() == 503 {
+                    // Shed by the application, e.g. a full blocking pool.
+                    self.core.metrics.requests_shed.inc();
+                }
                 (response, keep_alive && !close)
             }
             None => {
+                self.core.metrics.app_panics.inc();
                 error!(peer = %self.peer, "application panicked; answered 500");
                 (plain_response(500, "internal server error\n"), false)
             }
@@ -287,8 +474,10 @@ impl<A: App> Conn<A> {
                 while self.rbuf.filled().len() < len {
                     self.send_continue(&mut continue_pending);
                     let missing = len - self.rbuf.filled().len();
-                    if self.fill(missing).await? == 0 {
-                        return Ok(BodyRead::Eof);
+                    match self.fill(missing, Instant::now() + self.core.timeouts.body).await? {
+                        Fill::Data => {}
+                        Fill::Eof => return Ok(BodyRead::Eof),
+                        Fill::TimedOut => return Ok(BodyRead::TimedOut),
                     }
                 }
                 let body = self.rbuf.filled()[..len].to_vec();
@@ -310,8 +499,10 @@ impl<A: App> Conn<A> {
                         Err(e) => return Ok(BodyRead::Invalid(e)),
                     }
                     self.send_continue(&mut continue_pending);
-                    if self.fill(0).await? == 0 {
-                        return Ok(BodyRead::Eof);
+                    match self.fill(0, Instant::now() + self.core.timeouts.body).await? {
+                        Fill::Data => {}
+                        Fill::Eof => return Ok(BodyRead::Eof),
+                        Fill::TimedOut => return Ok(BodyRead::TimedOut),
                     }
                 }
             }
@@ -336,6 +527,7 @@ impl<A: App> Conn<A> {
 
     /// Answers a request the parser refused, then the connection closes.
     async fn refuse(&mut self, error: ParseError, is_head: bool) -> io::Result<()> {
+        self.core.metrics.requests_refused.inc();
         debug!(peer = %self.peer, "refused request: {error}");
         let response = plain_response(error.status(), format!("{error}\n"));
         self.respond(response, is_head, false, false).await?;
@@ -384,7 +576,7 @@ impl<A: App> Conn<A> {
             Body::Empty => Ok(next),
             Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
                 self.flush().await?;
-                self.io.write_all(&bytes).await?;
+                write_within(&mut self.io, &bytes, self.core.timeouts.write).await?;
                 Ok(next)
             }
             Body::Full(bytes) => {
@@ -434,23 +626,9 @@ impl<A: App> Conn<A> {
         }
     }
 
-    /// Shuts the sending half, then reads and drops what the client still
-    /// sends, for [`LINGER`] at most in all, before the socket is closed.
+    /// A server-side close: see [`linger`], for [`LINGER`] at most.
     async fn linger_close(mut self) {
-        if self.io.shutdown_write().await.is_err() {
-            return;
-        }
-        let drain = async {
-            let mut drained = 0;
-            let mut scratch = [0u8; 4096];
-            while drained < LINGER_BYTES {
-                match self.io.read(&mut scratch).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => drained += n,
-                }
-            }
-        };
-        futures_lite::future::or(drain, glommio::timer::sleep(LINGER)).await;
+        linger(&mut self.io, Instant::now() + LINGER).await;
     }
 }
 
@@ -484,6 +662,15 @@ fn checked(response: Response) -> Response {
             "application sent an invalid status or header; answered 500"
         );
         plain_response(500, "internal server error\n")
+    }
+}
+
+/// Writes all of `bytes` within `timeout` (an error of kind `TimedOut`
+/// past it).
+async fn write_within(io: &mut Transport, bytes: &[u8], timeout: Duration) -> io::Result<()> {
+    match with_deadline(io.write_all(bytes), Instant::now() + timeout).await {
+        Some(result) => result,
+        None => Err(io::Error::new(io::ErrorKind::TimedOut, "response write timed out")),
     }
 }
 

@@ -38,20 +38,25 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+mod admission;
 pub mod app;
 pub mod apps;
+mod blocking;
 pub mod cli;
 pub mod config;
 mod conn;
 pub mod cores;
 pub mod http;
 mod listener;
+mod metrics;
 mod runtime;
 mod sys;
 mod transport;
 
 pub use app::{sleep, App, Body, BodyStream, BoxError, Context, Request, Response};
+pub use blocking::BlockingError;
 pub use config::{Config, ConfigError};
 pub use cores::{CoreId, Cores, CoresError};
 pub use http::{Method, Version};
+pub use metrics::Metrics;
 pub use runtime::{Builder, JoinError, Server, ServerHandle, ShutdownSignal, StartError};

@@ -19,15 +19,18 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-use glommio::{LocalExecutorBuilder, Placement};
+use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
 use socket2::Socket;
 use tracing::{info, info_span};
 
 use crate::app::{App, BoxError, Context};
+use crate::blocking::BlockingPool;
 use crate::config::{Config, ConfigError};
 use crate::conn::{self, CoreState};
 use crate::cores::{self, CoreId, Cores, CoresError};
+use crate::metrics::{CoreMetrics, Metrics};
 use crate::{listener, sys};
 
 /// Memory each executor registers with its rings. The runtime does no
@@ -129,6 +132,61 @@ impl Builder {
         self
     }
 
+    /// Requests in flight per core before new ones are answered 503
+    /// (`None`: no limit). Default is no limit.
+    pub fn limit_concurrency(mut self, limit: Option<usize>) -> Builder {
+        self.config.limit_concurrency = limit;
+        self
+    }
+
+    /// Open connections per core before new ones are answered 503. Default
+    /// is 10 000.
+    pub fn max_connections(mut self, count: usize) -> Builder {
+        self.config.max_connections = count;
+        self
+    }
+
+    /// Blocking-pool threads per core. Default is 16.
+    pub fn blocking_threads(mut self, threads: usize) -> Builder {
+        self.config.blocking_threads = threads;
+        self
+    }
+
+    /// Blocking jobs per core that may wait for a thread before new ones
+    /// are refused (503). Default is 256.
+    pub fn blocking_queue(mut self, jobs: usize) -> Builder {
+        self.config.blocking_queue = jobs;
+        self
+    }
+
+    /// Time a client has to send a whole request head (408 after). Default
+    /// is 10 s.
+    pub fn timeout_request_header(mut self, timeout: Duration) -> Builder {
+        self.config.timeout_request_header = timeout;
+        self
+    }
+
+    /// Idle time between requests before a connection is closed. Default
+    /// is 5 s.
+    pub fn timeout_keep_alive(mut self, timeout: Duration) -> Builder {
+        self.config.timeout_keep_alive = timeout;
+        self
+    }
+
+    /// Longest pause while a request body arrives (408 after). Default is
+    /// 30 s.
+    pub fn timeout_body(mut self, timeout: Duration) -> Builder {
+        self.config.timeout_body = timeout;
+        self
+    }
+
+    /// Longest stall of a response write (the connection is closed after).
+    /// Default is 30 s.
+    pub fn timeout_write(mut self, timeout: Duration) -> Builder {
+        self.config.timeout_write = timeout;
+        self
+    }
+
     /// The `Server` header value; `None` sends none. Default is
     /// `uring-serve`.
     pub fn server_header(mut self, value: Option<&str>) -> Builder {
@@ -160,8 +218,15 @@ impl Builder {
             }
         })?;
         let shutdown = ShutdownSignal::new(sockets);
-        let mut handle =
-            ServerHandle { local_addr, cores: chosen.clone(), threads: Vec::new(), shutdown };
+        let metrics: Vec<Arc<CoreMetrics>> = chosen.iter().map(|_| Arc::default()).collect();
+        let mut handle = ServerHandle {
+            local_addr,
+            cores: chosen.clone(),
+            threads: Vec::new(),
+            shutdown,
+            metrics: metrics.clone(),
+        };
+        let allowed = cores::allowed();
 
         let factory = Arc::new(factory);
         let config = Arc::new(config);
@@ -173,6 +238,8 @@ impl Builder {
                 factory: factory.clone(),
                 config: config.clone(),
                 shutdown: handle.shutdown.clone(),
+                metrics: metrics[index].clone(),
+                pool_cpus: allowed.clone(),
                 ready: ready_tx.clone(),
             };
             let spawned = thread::Builder::new()
@@ -221,6 +288,9 @@ struct CoreStart<F> {
     factory: Arc<F>,
     config: Arc<Config>,
     shutdown: ShutdownSignal,
+    metrics: Arc<CoreMetrics>,
+    /// Cores the blocking pool's threads may run on.
+    pool_cpus: Vec<usize>,
     ready: mpsc::Sender<Result<CoreId, StartError>>,
 }
 
@@ -229,10 +299,12 @@ where
     F: Fn(CoreId) -> A + Send + Sync + 'static,
     A: App,
 {
-    let CoreStart { core, index, factory, config, shutdown, ready } = start;
+    let CoreStart { core, index, factory, config, shutdown, metrics, pool_cpus, ready } = start;
     let _span = info_span!("core", id = core.get()).entered();
-    let executor =
-        LocalExecutorBuilder::new(Placement::Fixed(core.get())).io_memory(IO_MEMORY).make();
+    let executor = LocalExecutorBuilder::new(Placement::Fixed(core.get()))
+        .io_memory(IO_MEMORY)
+        .blocking_thread_pool_placement(pool_placement(config.blocking_threads, &pool_cpus))
+        .make();
     let executor = match executor {
         Ok(executor) => executor,
         Err(e) => {
@@ -249,9 +321,10 @@ where
                 return;
             }
         };
-        let cx = Context::new(core);
+        let pool = BlockingPool::new(config.blocking_threads, config.blocking_queue);
+        let cx = Context::new(core, pool, metrics.clone());
         let app = factory(core);
-        let state = Rc::new(CoreState::new(app, cx, config.limits(), config.server_header.clone()));
+        let state = Rc::new(CoreState::new(app, cx, &config, metrics));
         if let Err(error) = state.app.on_start(&state.cx).await {
             let _ = ready.send(Err(StartError::AppStart { core, error }));
             return;
@@ -264,6 +337,16 @@ where
     });
 }
 
+/// The blocking pool's threads float over every core the process may use
+/// (glommio's default would pin them to the executor's own core, and an
+/// unbound thread would inherit that pin from the executor thread).
+fn pool_placement(threads: usize, cpus: &[usize]) -> PoolPlacement {
+    match CpuSet::online() {
+        Ok(online) => PoolPlacement::Fenced(threads, online.filter(|l| cpus.contains(&l.cpu))),
+        Err(_) => PoolPlacement::Unbound(threads),
+    }
+}
+
 /// A running server.
 ///
 /// Dropping the handle stops the server and waits for its cores, as
@@ -274,9 +357,15 @@ pub struct ServerHandle {
     cores: Vec<CoreId>,
     threads: Vec<(CoreId, JoinHandle<()>)>,
     shutdown: ShutdownSignal,
+    metrics: Vec<Arc<CoreMetrics>>,
 }
 
 impl ServerHandle {
+    /// A reading of every core's counters, in the order of [`Self::cores`].
+    pub fn metrics(&self) -> Vec<Metrics> {
+        self.cores.iter().zip(&self.metrics).map(|(&core, m)| m.snapshot(core)).collect()
+    }
+
     /// The address the server listens on, with the port it resolved to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

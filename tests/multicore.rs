@@ -64,9 +64,8 @@ fn each_core_runs_on_its_own_named_pinned_thread() {
         }
     }
     let expected: Vec<String> = server.cores().iter().map(|c| c.to_string()).collect();
-    // Every thread of a core (glommio's helper threads inherit the name) is
-    // pinned to exactly one core, and every core has its thread.
-    assert!(pinned.iter().all(|cpus| expected.contains(cpus)), "unpinned core thread: {pinned:?}");
+    // Every core has a thread pinned to it alone (the blocking-pool threads
+    // a core starts inherit its name but float over all allowed cores).
     for core in &expected {
         assert!(pinned.contains(core), "no thread pinned to core {core}: {pinned:?}");
     }

@@ -7,6 +7,8 @@
 //! | `GET /json` | 200 `{"message":"Hello, World!"}`, `application/json` |
 //! | `POST /echo` | 200, the request body back byte for byte |
 //! | `GET /sleep?ms=N` | 200 after an async timer of N ms (never blocks the core) |
+//! | `GET /blocking?ms=N` | 200 after N ms of `thread::sleep` on the core's blocking pool (503 when the pool is full) |
+//! | `GET /panic` | the handler panics: 500 for this request, the server keeps serving |
 //! | a known path with the wrong method | 405 with `Allow` |
 //! | anything else | 404 |
 //!
@@ -18,7 +20,7 @@ use crate::app::{sleep, App, Context, Request, Response};
 use crate::cores::CoreId;
 use crate::http::Method;
 
-/// Longest `/sleep` accepted, in milliseconds.
+/// Longest `/sleep` or `/blocking` accepted, in milliseconds.
 pub const MAX_SLEEP_MS: u64 = 60_000;
 
 const HELLO: &str = "Hello, World!";
@@ -36,7 +38,7 @@ impl BenchApp {
 }
 
 impl App for BenchApp {
-    async fn call(&self, req: Request, _cx: &Context) -> Response {
+    async fn call(&self, req: Request, cx: &Context) -> Response {
         let is_get = matches!(req.method(), Method::Get | Method::Head);
         match req.path() {
             "/plaintext" if is_get => {
@@ -54,6 +56,21 @@ impl App for BenchApp {
                     .to_string();
                 Response::new(200).header("content-type", content_type).body(req.into_body())
             }
+            "/blocking" if is_get => match parse_ms(&req) {
+                Some(ms) => {
+                    let slept = cx.blocking(move || std::thread::sleep(Duration::from_millis(ms)));
+                    match slept.await {
+                        Ok(()) => Response::new(200)
+                            .header("content-type", "text/plain")
+                            .body(format!("blocked {ms} ms\n")),
+                        Err(e) => e.into(),
+                    }
+                }
+                None => {
+                    text(400, format!("/blocking needs ?ms=N with N from 0 to {MAX_SLEEP_MS}\n"))
+                }
+            },
+            "/panic" if is_get => panic!("/panic was requested"),
             "/sleep" if is_get => match parse_ms(&req) {
                 Some(ms) => {
                     sleep(Duration::from_millis(ms)).await;
@@ -63,7 +80,7 @@ impl App for BenchApp {
                 }
                 None => text(400, format!("/sleep needs ?ms=N with N from 0 to {MAX_SLEEP_MS}\n")),
             },
-            "/plaintext" | "/json" | "/sleep" => not_allowed("GET, HEAD"),
+            "/plaintext" | "/json" | "/sleep" | "/blocking" | "/panic" => not_allowed("GET, HEAD"),
             "/echo" => not_allowed("POST"),
             _ => text(404, "not found\n".to_string()),
         }
