@@ -15,10 +15,16 @@ pub(crate) const MIN_MEMLOCK_BYTES: u64 = 512 << 10;
 
 /// Checks that this process may create an io_uring; the error is a message
 /// naming the cause and the fix.
+///
+/// The probe ring is made on a short-lived thread: the kernel keeps io_uring
+/// state on the thread that used a ring, and its deferred clean-up would
+/// otherwise interrupt the caller's next blocking syscall with `EINTR`.
 pub(crate) fn check_io_uring() -> Result<(), String> {
-    match probe_io_uring_setup() {
-        Ok(()) => Ok(()),
-        Err(errno) => Err(explain_io_uring_error(errno)),
+    let probe = std::thread::spawn(probe_io_uring_setup).join();
+    match probe {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(errno)) => Err(explain_io_uring_error(errno)),
+        Err(_) => Err("io_uring could not be probed".to_string()),
     }
 }
 

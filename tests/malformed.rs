@@ -83,3 +83,85 @@ fn a_refused_head_request_gets_no_body() {
     assert_eq!(r.status, 400);
     assert!(c.is_closed_by_server(), "bytes after the head of a HEAD response");
 }
+
+#[test]
+fn a_request_line_too_long_is_414() {
+    let target = "a".repeat(20 << 10);
+    assert_eq!(refused(format!("GET /{target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()), 414);
+}
+
+#[test]
+fn a_head_too_large_is_431() {
+    let value = "v".repeat(20 << 10);
+    assert_eq!(
+        refused(format!("GET / HTTP/1.1\r\nHost: t\r\nX-Big: {value}\r\n\r\n").as_bytes()),
+        431
+    );
+}
+
+#[test]
+fn too_many_headers_is_431() {
+    let headers: String = (0..101).map(|i| format!("X-{i}: v\r\n")).collect();
+    assert_eq!(refused(format!("GET / HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes()), 431);
+}
+
+#[test]
+fn a_chunked_body_growing_past_the_limit_is_413() {
+    let mut raw = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..9 {
+        raw.extend_from_slice(b"100000\r\n");
+        raw.extend_from_slice(&chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    let server = support::start();
+    let mut c = Client::connect(server.local_addr());
+    let mut writer = c.stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut writer, &raw);
+    });
+    assert_eq!(c.read_response().status, 413);
+}
+
+/// RFC 9112 §6.3: invalid or conflicting Content-Length is unrecoverable.
+#[test]
+fn bad_content_lengths_are_400() {
+    for cl in [
+        "Content-Length: 3\r\nContent-Length: 4",
+        "Content-Length: -3",
+        "Content-Length: 3a",
+        "Content-Length: 99999999999999999999999",
+    ] {
+        assert_eq!(
+            refused(format!("POST /echo HTTP/1.1\r\nHost: t\r\n{cl}\r\n\r\nabc").as_bytes()),
+            400,
+            "{cl}"
+        );
+    }
+}
+
+/// RFC 9112 §5.2 (obs-fold), §5.5 (bare CR, NUL and other controls).
+#[test]
+fn obs_fold_bare_cr_and_control_bytes_are_400() {
+    for header in ["X: a\r\n folded", "X: a\rb", "X: a\0b", "X: a\x01b"] {
+        assert_eq!(
+            refused(format!("GET / HTTP/1.1\r\nHost: t\r\n{header}\r\n\r\n").as_bytes()),
+            400,
+            "{header:?}"
+        );
+    }
+}
+
+#[test]
+fn chunk_framing_errors_are_400() {
+    for body in ["fffffffffffffffff\r\n", "3\r\nabcXX", "3\r\nabc0\r\n\r\n"] {
+        let raw =
+            format!("POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
+        assert_eq!(refused(raw.as_bytes()), 400, "{body:?}");
+    }
+}
+
+#[test]
+fn http_1_2_is_505() {
+    assert_eq!(refused(b"GET / HTTP/1.2\r\nHost: t\r\n\r\n"), 505);
+}

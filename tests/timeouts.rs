@@ -1,0 +1,104 @@
+//! Timeouts: slow heads (408), idle keep-alive, stalled bodies (408),
+//! stalled readers; none of them delays another connection.
+
+mod support;
+
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::Client;
+use uring_serve::apps::BenchApp;
+use uring_serve::{Cores, Server, ServerHandle};
+
+const SHORT: Duration = Duration::from_millis(300);
+
+fn short_timeouts() -> ServerHandle {
+    Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .max_body_bytes(64 << 20)
+        .timeout_request_header(SHORT)
+        .timeout_keep_alive(SHORT)
+        .timeout_body(SHORT)
+        .timeout_write(SHORT)
+        .serve(BenchApp::new)
+        .expect("server starts")
+}
+
+/// RFC 9110 §15.5.9: 408 when the server times out waiting for a request.
+#[test]
+fn a_head_sent_too_slowly_gets_408_and_close() {
+    let server = short_timeouts();
+    let mut c = Client::connect(server.local_addr());
+    let started = Instant::now();
+    for piece in [&b"GET /plain"[..], b"text HTTP/1.1\r\n", b"Host: t\r\n"] {
+        c.send(piece);
+        thread::sleep(Duration::from_millis(120));
+    }
+    let r = c.read_response();
+    assert_eq!(r.status, 408);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.is_closed_by_server());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(server.metrics()[0].requests_timed_out, 1);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let server = short_timeouts();
+    let mut c = Client::connect(server.local_addr());
+    assert_eq!(c.get("/plaintext").status, 200);
+    let started = Instant::now();
+    assert!(c.is_closed_by_server());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
+}
+
+#[test]
+fn keep_alive_activity_keeps_a_connection_open() {
+    let server = short_timeouts();
+    let mut c = Client::connect(server.local_addr());
+    for _ in 0..6 {
+        assert_eq!(c.get("/plaintext").status, 200);
+        thread::sleep(Duration::from_millis(150));
+    }
+}
+
+#[test]
+fn a_stalled_body_gets_408() {
+    let server = short_timeouts();
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    let r = c.read_response();
+    assert_eq!(r.status, 408);
+    assert!(c.is_closed_by_server());
+}
+
+#[test]
+fn a_client_that_does_not_read_is_cut_off_without_delaying_others() {
+    let server = short_timeouts();
+    let addr = server.local_addr();
+    // Ask for a 32 MiB echo and never read it: the write stalls.
+    let mut stalled = Client::connect(addr);
+    let body = vec![b'x'; 32 << 20];
+    stalled.send(
+        format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len())
+            .as_bytes(),
+    );
+    let mut writer = stalled.stream.try_clone().unwrap();
+    thread::spawn(move || {
+        let _ = writer.write_all(&body);
+    });
+    thread::sleep(Duration::from_millis(100));
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(Client::connect(addr).get("/plaintext").status, 200);
+    }
+    assert!(started.elapsed() < Duration::from_millis(500), "others waited on the stalled client");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.metrics()[0].connections_open > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.metrics()[0].connections_open, 0, "the stalled connection was never closed");
+}
