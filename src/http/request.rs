@@ -269,7 +269,11 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<(RequestHead, us
             }
         }
         Err(httparse::Error::TooManyHeaders) => Err(ParseError::TooManyHeaders),
-        Err(httparse::Error::Version) => Err(classify_version(window)),
+        Err(httparse::Error::Version) => match classify_version(window) {
+            Some(error) => Err(error),
+            None if window.len() < limits.max_header_bytes => Ok(None),
+            None => Err(ParseError::UriTooLong),
+        },
         Err(e) => Err(ParseError::Malformed(httparse_reason(e))),
     }
 }
@@ -300,20 +304,23 @@ fn request_line_complete(buf: &[u8]) -> bool {
 }
 
 /// `HTTP/2.0` or `HTTP/1.2` is a version we do not speak (505); anything
-/// that is not `HTTP/<digit>.<digit>` is a malformed request (400). (RFC 9110
-/// §2.5 lets a server treat 1.2 as 1.1; answering 505 is the stricter
-/// choice.)
-fn classify_version(buf: &[u8]) -> ParseError {
+/// that is not `HTTP/<digit>.<digit>` is a malformed request (400). `None`
+/// while the request line is unfinished and could still become either, so
+/// the answer never depends on how the bytes were split. (RFC 9110 §2.5 lets
+/// a server treat 1.2 as 1.1; answering 505 is the stricter choice.)
+fn classify_version(buf: &[u8]) -> Option<ParseError> {
+    const PATTERN: &[u8] = b"HTTP/#.#";
     let line = skip_empty_lines(buf);
-    let line = &line[..memchr::memchr2(b'\r', b'\n', line).unwrap_or(line.len())];
+    let end = memchr::memchr2(b'\r', b'\n', line);
+    let line = &line[..end.unwrap_or(line.len())];
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    match version {
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
-        {
-            ParseError::UnsupportedVersion
-        }
-        _ => ParseError::Malformed("invalid HTTP version"),
+    let fits = |(&b, &p): (&u8, &u8)| if p == b'#' { b.is_ascii_digit() } else { b == p };
+    let matches_so_far = version.len() <= PATTERN.len() && version.iter().zip(PATTERN).all(fits);
+    match (end.is_some(), matches_so_far) {
+        (_, false) => Some(ParseError::Malformed("invalid HTTP version")),
+        (true, true) if version.len() == PATTERN.len() => Some(ParseError::UnsupportedVersion),
+        (true, true) => Some(ParseError::Malformed("invalid HTTP version")),
+        (false, true) => None,
     }
 }
 
@@ -743,6 +750,19 @@ mod tests {
         assert_eq!(error("GET / HTTP/1.2\r\nHost: h\r\n\r\n"), ParseError::UnsupportedVersion);
         assert_eq!(error("GET / HTXP/1.1\r\nHost: h\r\n\r\n").status(), 400);
         assert_eq!(error("GET / HTTP/11\r\nHost: h\r\n\r\n").status(), 400);
+    }
+
+    #[test]
+    fn version_errors_do_not_depend_on_the_split() {
+        let raw = "GET / HTTP/2.0\r\nHost: h\r\n\r\n";
+        for cut in 1..raw.len() {
+            match parse(&raw[..cut]) {
+                Ok(None) => {}
+                Err(e) => assert_eq!(e, ParseError::UnsupportedVersion, "cut at {cut}"),
+                Ok(Some(_)) => panic!("parsed"),
+            }
+        }
+        assert_eq!(error("GET / HTTP/2.01\r\nHost: h\r\n\r\n").status(), 400);
     }
 
     #[test]
