@@ -313,7 +313,8 @@ fn classify_version(buf: &[u8]) -> Option<ParseError> {
     let line = skip_empty_lines(buf);
     let end = memchr::memchr2(b'\r', b'\n', line);
     let line = &line[..end.unwrap_or(line.len())];
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    // request-line = method SP request-target SP HTTP-version
+    let version = line.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
     let fits = |(&b, &p): (&u8, &u8)| if p == b'#' { b.is_ascii_digit() } else { b == p };
     let matches_so_far = version.len() <= PATTERN.len() && version.iter().zip(PATTERN).all(fits);
     match (end.is_some(), matches_so_far) {
@@ -763,6 +764,15 @@ mod tests {
             }
         }
         assert_eq!(error("GET / HTTP/2.01\r\nHost: h\r\n\r\n").status(), 400);
+    }
+
+    /// Found by fuzzing: a later `HTTP/1.1` on the same line must not be
+    /// taken for the version.
+    #[test]
+    fn the_version_is_the_third_element_of_the_request_line() {
+        let raw = "POST /echo HTTP/1.\0\x03POST /echo HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(error(raw).status(), 400);
+        assert_eq!(parse(&raw[..19]).unwrap_err().status(), 400);
     }
 
     #[test]
