@@ -3,9 +3,9 @@
 //! Decision: each core's pool is glommio's own blocking thread pool of that
 //! core's executor (`spawn_blocking`), with two things added here:
 //!
-//! * **a bound.** glommio queues jobs on a channel of 4096 entries whose
-//!   send *blocks the executor thread* when full, and the queue is otherwise
-//!   unbounded in time. [`BlockingPool`] counts the jobs this core has in the
+//! * **a bound.** glommio queues jobs on a channel of 4096 entries; when it
+//!   is full the submitting task waits, so jobs would pile up as waiting
+//!   requests with no answer. [`BlockingPool`] counts the jobs this core has in the
 //!   pool (queued + running, counted up on submission and down by the pool
 //!   thread when the job ends, even if the request stopped waiting for it)
 //!   and refuses a job past `threads + queue` with
@@ -19,10 +19,13 @@
 //! Why not a pool of our own: the result must wake the core's executor from
 //! another thread. glommio's pool already does that through the reactor's
 //! own notifier (the eventfd its ring sleeps on), which a hand-written pool
-//! would have to reproduce from outside glommio. The pool threads are placed
-//! on every core the process may use, not pinned to their executor's core,
-//! so blocking work does not steal the reactor's CPU when others are idle.
-//! Pools of different cores share nothing.
+//! would have to reproduce from outside glommio. The pool threads are
+//! unbound (glommio's default would pin one thread to the executor's own
+//! core), so blocking work runs wherever the process may run, not on the
+//! reactor's CPU alone. Pools of different cores share nothing.
+//!
+//! Known limit: if the request waiting for a job is dropped, the job still
+//! runs to its end and its value is dropped with glommio's result slot.
 
 use std::any::Any;
 use std::fmt;
@@ -81,9 +84,9 @@ impl BlockingPool {
         BlockingPool { threads, capacity: threads + queue, in_pool: Arc::new(AtomicUsize::new(0)) }
     }
 
-    /// Queues `job` on the pool now and returns the future of its value,
-    /// or [`BlockingError::Overloaded`] when the pool is full. Must be
-    /// called on the core's executor.
+    /// Takes a place in the pool for `job` and returns the future that
+    /// queues it and yields its value, or [`BlockingError::Overloaded`] when
+    /// the pool is full. Must be called on the core's executor.
     pub(crate) fn submit<F, T>(
         &self,
         job: F,

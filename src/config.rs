@@ -58,6 +58,9 @@ pub mod defaults {
     pub const TIMEOUT_WRITE: Duration = Duration::from_secs(30);
 }
 
+/// Longest timeout accepted.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Most blocking jobs one core may have queued and running: glommio's pool
 /// channel holds 4096, and a full channel would block the core.
 pub const MAX_BLOCKING_JOBS: usize = 4096;
@@ -181,8 +184,8 @@ impl Config {
             ("--timeout-body", self.timeout_body),
             ("--timeout-write", self.timeout_write),
         ] {
-            if value.is_zero() {
-                return Err(ConfigError::new(flag, "must be longer than 0"));
+            if value.is_zero() || value > MAX_TIMEOUT {
+                return Err(ConfigError::new(flag, "must be longer than 0 and at most 1 day"));
             }
         }
         if let Some(server) = &self.server_header {

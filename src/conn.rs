@@ -54,9 +54,11 @@ const DIRECT_WRITE_BYTES: usize = 64 << 10;
 const LINGER: Duration = Duration::from_secs(1);
 /// How long a connection shed at accept may take to get its 503 out.
 const SHED_LINGER: Duration = Duration::from_millis(500);
-/// How much a lingering close reads and drops at most.
-const LINGER_BYTES: usize = 256 << 10;
-
+/// Most bytes one read may make the read buffer grow by: a body is read as
+/// it arrives, not reserved whole from its declared length.
+const MAX_READ_GROWTH: usize = 64 << 10;
+/// Pending responses beyond this are written before more are produced.
+const WRITE_HIGH_WATER: usize = 64 << 10;
 /// What every connection of one core shares.
 pub(crate) struct CoreState<A> {
     pub(crate) app: A,
@@ -146,13 +148,23 @@ pub(crate) async fn accept_loop<A: App>(
         }
         metrics.connections_open.inc();
         glommio::spawn_local(async move {
-            let conn = Conn::new(Transport::new(stream), peer, core.clone());
+            let _open = OpenConnection(core.metrics.clone());
+            let conn = Conn::new(Transport::new(stream), peer, core);
             if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
                 error!(%peer, "connection task panicked; connection closed");
             }
-            core.metrics.connections_open.dec();
         })
         .detach();
+    }
+}
+
+/// Counts a connection as open for as long as its task lives (also when the
+/// task is dropped unfinished at shutdown).
+struct OpenConnection(Arc<CoreMetrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_open.dec();
     }
 }
 
@@ -199,19 +211,17 @@ async fn with_deadline<T>(future: impl Future<Output = T>, deadline: Instant) ->
 
 /// Shuts the sending half, then reads and drops what the client still
 /// sends until `deadline`, so the kernel does not reset the connection
-/// (and destroy the response in flight) when it is closed.
+/// (and destroy the response in flight) when it is closed. Bounded by time
+/// only: a client still uploading a refused body may send more than any
+/// byte budget.
 async fn linger(io: &mut Transport, deadline: Instant) {
     if io.shutdown_write().await.is_err() {
         return;
     }
     let drain = async {
-        let mut drained = 0;
-        let mut scratch = [0u8; 4096];
-        while drained < LINGER_BYTES {
-            match io.read(&mut scratch).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => drained += n,
-            }
+        let mut scratch = [0u8; 16 << 10];
+        while let Ok(1..) = io.read(&mut scratch).await {
+            glommio::yield_if_needed().await;
         }
     };
     with_deadline(drain, deadline).await;
@@ -241,9 +251,10 @@ impl ReadBuf {
         }
     }
 
-    /// Free space for a read of at least `want` bytes.
+    /// Free space for a read of at least `want` bytes (at most
+    /// [`MAX_READ_GROWTH`] more than the buffer holds).
     fn spare(&mut self, want: usize) -> &mut [u8] {
-        let want = want.max(MIN_READ_BYTES);
+        let want = want.clamp(MIN_READ_BYTES, MAX_READ_GROWTH);
         if self.buf.len() - self.end < want && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -304,6 +315,15 @@ struct Conn<A> {
     served_any: bool,
 }
 
+/// How long a read may wait.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Until this instant.
+    Until(Instant),
+    /// This long from after the pending responses are written.
+    For(Duration),
+}
+
 /// How a read with a deadline ended.
 enum Fill {
     Data,
@@ -348,22 +368,32 @@ impl<A: App> Conn<A> {
                     self.served_any = true;
                     self.idle_since = Instant::now();
                     self.rbuf.shrink();
+                    if self.wbuf.len() >= WRITE_HIGH_WATER {
+                        self.flush().await?;
+                    }
+                    // A client that pipelines without pause must not keep
+                    // the core from its other connections and timers.
+                    glommio::yield_if_needed().await;
                 }
                 Ok(None) => {
+                    // Time spent writing responses is not the client's idle
+                    // or header time: flush first, then start counting.
+                    if !self.wbuf.is_empty() {
+                        self.flush().await?;
+                        self.idle_since = Instant::now();
+                    }
                     let timeouts = self.core.timeouts;
-                    let deadline = if self.rbuf.filled().is_empty() {
-                        // Idle: between requests, or a new connection.
-                        let idle = if self.served_any {
-                            timeouts.keep_alive
-                        } else {
-                            timeouts.request_header
-                        };
-                        self.idle_since + idle
+                    let deadline = if !self.served_any {
+                        // A new connection: its first head must be complete
+                        // within the header timeout of the connection's start.
+                        self.idle_since + timeouts.request_header
+                    } else if self.rbuf.filled().is_empty() {
+                        self.idle_since + timeouts.keep_alive
                     } else {
                         *self.head_started.get_or_insert_with(Instant::now)
                             + timeouts.request_header
                     };
-                    match self.fill(0, deadline).await? {
+                    match self.fill(0, Wait::Until(deadline)).await? {
                         Fill::Data => {}
                         Fill::Eof => return Ok(Next::KeepAlive),
                         Fill::TimedOut if self.rbuf.filled().is_empty() => {
@@ -384,9 +414,13 @@ impl<A: App> Conn<A> {
         }
     }
 
-    /// Flushes pending responses, then reads more, until `deadline`.
-    async fn fill(&mut self, want: usize, deadline: Instant) -> io::Result<Fill> {
+    /// Flushes pending responses, then reads more, waiting as `wait` says.
+    async fn fill(&mut self, want: usize, wait: Wait) -> io::Result<Fill> {
         self.flush().await?;
+        let deadline = match wait {
+            Wait::Until(deadline) => deadline,
+            Wait::For(timeout) => Instant::now() + timeout,
+        };
         let Conn { io, rbuf, .. } = self;
         match with_deadline(io.read(rbuf.spare(want)), deadline).await {
             Some(Ok(0)) => Ok(Fill::Eof),
@@ -406,6 +440,9 @@ impl<A: App> Conn<A> {
             let Conn { io, wbuf, core, .. } = self;
             let result = write_within(io, wbuf, core.timeouts.write).await;
             self.wbuf.clear();
+            if self.wbuf.capacity() > WRITE_HIGH_WATER * 2 {
+                self.wbuf = Vec::new();
+            }
             result?;
         }
         Ok(())
@@ -474,7 +511,7 @@ impl<A: App> Conn<A> {
                 while self.rbuf.filled().len() < len {
                     self.send_continue(&mut continue_pending);
                     let missing = len - self.rbuf.filled().len();
-                    match self.fill(missing, Instant::now() + self.core.timeouts.body).await? {
+                    match self.fill(missing, Wait::For(self.core.timeouts.body)).await? {
                         Fill::Data => {}
                         Fill::Eof => return Ok(BodyRead::Eof),
                         Fill::TimedOut => return Ok(BodyRead::TimedOut),
@@ -499,7 +536,7 @@ impl<A: App> Conn<A> {
                         Err(e) => return Ok(BodyRead::Invalid(e)),
                     }
                     self.send_continue(&mut continue_pending);
-                    match self.fill(0, Instant::now() + self.core.timeouts.body).await? {
+                    match self.fill(0, Wait::For(self.core.timeouts.body)).await? {
                         Fill::Data => {}
                         Fill::Eof => return Ok(BodyRead::Eof),
                         Fill::TimedOut => return Ok(BodyRead::TimedOut),
@@ -665,13 +702,18 @@ fn checked(response: Response) -> Response {
     }
 }
 
-/// Writes all of `bytes` within `timeout` (an error of kind `TimedOut`
-/// past it).
-async fn write_within(io: &mut Transport, bytes: &[u8], timeout: Duration) -> io::Result<()> {
-    match with_deadline(io.write_all(bytes), Instant::now() + timeout).await {
-        Some(result) => result,
-        None => Err(io::Error::new(io::ErrorKind::TimedOut, "response write timed out")),
+/// Writes all of `bytes`; the write fails with `TimedOut` when the client
+/// takes nothing for `stall` (a slow but reading client is never cut off).
+async fn write_within(io: &mut Transport, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match with_deadline(io.write(bytes), Instant::now() + stall).await {
+            Some(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Some(Ok(n)) => bytes = &bytes[n..],
+            Some(Err(e)) => return Err(e),
+            None => return Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled")),
+        }
     }
+    Ok(())
 }
 
 /// Whether unparseable bytes at least start like a HEAD request, so its

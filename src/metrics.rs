@@ -90,7 +90,7 @@ pub struct Metrics {
     pub requests_shed: u64,
     /// Requests refused by the parser (4xx/5xx before the application).
     pub requests_refused: u64,
-    /// Connections closed by a timeout (408 or idle).
+    /// Requests answered 408: the head or body did not arrive in time.
     pub requests_timed_out: u64,
     /// Panics caught in the application (500).
     pub app_panics: u64,

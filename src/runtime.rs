@@ -21,7 +21,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use glommio::{CpuSet, LocalExecutorBuilder, Placement, PoolPlacement};
+use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use socket2::Socket;
 use tracing::{info, info_span};
 
@@ -226,7 +226,6 @@ impl Builder {
             shutdown,
             metrics: metrics.clone(),
         };
-        let allowed = cores::allowed();
 
         let factory = Arc::new(factory);
         let config = Arc::new(config);
@@ -239,7 +238,6 @@ impl Builder {
                 config: config.clone(),
                 shutdown: handle.shutdown.clone(),
                 metrics: metrics[index].clone(),
-                pool_cpus: allowed.clone(),
                 ready: ready_tx.clone(),
             };
             let spawned = thread::Builder::new()
@@ -289,8 +287,6 @@ struct CoreStart<F> {
     config: Arc<Config>,
     shutdown: ShutdownSignal,
     metrics: Arc<CoreMetrics>,
-    /// Cores the blocking pool's threads may run on.
-    pool_cpus: Vec<usize>,
     ready: mpsc::Sender<Result<CoreId, StartError>>,
 }
 
@@ -299,11 +295,11 @@ where
     F: Fn(CoreId) -> A + Send + Sync + 'static,
     A: App,
 {
-    let CoreStart { core, index, factory, config, shutdown, metrics, pool_cpus, ready } = start;
+    let CoreStart { core, index, factory, config, shutdown, metrics, ready } = start;
     let _span = info_span!("core", id = core.get()).entered();
     let executor = LocalExecutorBuilder::new(Placement::Fixed(core.get()))
         .io_memory(IO_MEMORY)
-        .blocking_thread_pool_placement(pool_placement(config.blocking_threads, &pool_cpus))
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(config.blocking_threads))
         .make();
     let executor = match executor {
         Ok(executor) => executor,
@@ -335,16 +331,6 @@ where
         conn::accept_loop(listener, state.clone(), shutdown).await;
         state.app.on_stop(&state.cx).await;
     });
-}
-
-/// The blocking pool's threads float over every core the process may use
-/// (glommio's default would pin them to the executor's own core, and an
-/// unbound thread would inherit that pin from the executor thread).
-fn pool_placement(threads: usize, cpus: &[usize]) -> PoolPlacement {
-    match CpuSet::online() {
-        Ok(online) => PoolPlacement::Fenced(threads, online.filter(|l| cpus.contains(&l.cpu))),
-        Err(_) => PoolPlacement::Unbound(threads),
-    }
 }
 
 /// A running server.

@@ -36,6 +36,12 @@ impl Transport {
         self.stream.write_all(buf).await
     }
 
+    /// Writes what the socket takes now of `buf` (waiting until it takes
+    /// something); the count written.
+    pub(crate) async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf).await
+    }
+
     /// Closes the sending half, so the peer reads an end of stream after the
     /// last response.
     pub(crate) async fn shutdown_write(&mut self) -> io::Result<()> {

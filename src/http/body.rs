@@ -112,6 +112,9 @@ impl ChunkedDecoder {
     fn step(&mut self, b: u8) -> Result<(), ParseError> {
         self.state = match self.state {
             State::Size => match hex_value(b) {
+                Some(_) if self.digits as usize >= MAX_LINE_BYTES => {
+                    return Err(ParseError::Malformed("chunk size line too long"));
+                }
                 Some(d) => {
                     self.digits += 1;
                     self.size = self
@@ -125,7 +128,10 @@ impl ChunkedDecoder {
                     return Err(ParseError::Malformed("invalid chunk size"))
                 }
                 None => match b {
-                    b' ' | b'\t' => State::SizeSpace,
+                    b' ' | b'\t' => {
+                        self.line_len += 1;
+                        State::SizeSpace
+                    }
                     b';' => State::Extension,
                     b'\r' => State::SizeLf,
                     _ => return Err(ParseError::Malformed("invalid chunk size")),
@@ -133,7 +139,13 @@ impl ChunkedDecoder {
             },
             // RFC 9112 §7.1.1: whitespace after the size only before `;`.
             State::SizeSpace => match b {
-                b' ' | b'\t' => State::SizeSpace,
+                b' ' | b'\t' if self.line_len >= MAX_LINE_BYTES => {
+                    return Err(ParseError::Malformed("chunk size line too long"));
+                }
+                b' ' | b'\t' => {
+                    self.line_len += 1;
+                    State::SizeSpace
+                }
                 b';' => State::Extension,
                 _ => return Err(ParseError::Malformed("invalid chunk size line")),
             },
@@ -283,6 +295,15 @@ mod tests {
             let r = d.decode(raw, &mut Vec::new());
             assert!(r.is_err(), "accepted {:?}", String::from_utf8_lossy(raw));
         }
+    }
+
+    #[test]
+    fn endless_size_lines_are_refused() {
+        let zeros = vec![b'0'; MAX_LINE_BYTES + 1];
+        assert!(ChunkedDecoder::new(1 << 20, 1024).decode(&zeros, &mut Vec::new()).is_err());
+        let mut spaces = b"1".to_vec();
+        spaces.extend(vec![b' '; MAX_LINE_BYTES + 1]);
+        assert!(ChunkedDecoder::new(1 << 20, 1024).decode(&spaces, &mut Vec::new()).is_err());
     }
 
     #[test]
