@@ -124,10 +124,14 @@ fn help_groups_and_explains_the_flags() {
     for needle in [
         "Cores and sockets:",
         "Limits:",
+        "Overload:",
+        "Timeouts:",
         "Logging:",
         "--cores",
         "URING_SERVE_PORT",
         "--max-body-bytes",
+        "--limit-concurrency",
+        "--timeout-keep-alive",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
@@ -157,4 +161,12 @@ fn cores_all_follows_the_affinity_mask() {
     assert!(line.ends_with(&format!("(cores {last})")), "{line}");
     assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
     stop(child);
+}
+
+#[test]
+fn a_bad_timeout_is_one_line_and_exit_code_2() {
+    let (code, stderr) = run_to_exit(&["--timeout-keep-alive", "0", "--port", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("error: --timeout-keep-alive"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
