@@ -91,6 +91,11 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_TIMEOUT_WRITE", default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
     pub timeout_write: Duration,
 
+    /// On SIGTERM/SIGINT: how long in-flight requests may run to completion
+    /// before they are cut (a second SIGINT exits at once).
+    #[arg(long, env = "URING_SERVE_TIMEOUT_GRACEFUL_SHUTDOWN", default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
+    pub timeout_graceful_shutdown: Duration,
+
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set,
     /// takes precedence with a full filter (e.g. `uring_serve=debug`).
     #[arg(long, env = "URING_SERVE_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"], help_heading = "Logging")]
@@ -128,6 +133,7 @@ impl Cli {
             timeout_keep_alive: self.timeout_keep_alive,
             timeout_body: self.timeout_body,
             timeout_write: self.timeout_write,
+            timeout_graceful_shutdown: self.timeout_graceful_shutdown,
             ..Config::default()
         };
         config.validate()?;

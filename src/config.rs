@@ -53,6 +53,9 @@ pub mod defaults {
     /// `--timeout-body`: longest pause while a request body is sent (408);
     /// nginx's `client_body_timeout` is 60 s.
     pub const TIMEOUT_BODY: Duration = Duration::from_secs(30);
+    /// `--timeout-graceful-shutdown`: how long a stopping server waits for
+    /// in-flight requests before it cuts them (gunicorn and actix: 30 s).
+    pub const TIMEOUT_GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(30);
     /// `--timeout-write`: longest stall of a response write (a client that
     /// does not read); nginx's `send_timeout` is 60 s.
     pub const TIMEOUT_WRITE: Duration = Duration::from_secs(30);
@@ -99,6 +102,9 @@ pub struct Config {
     pub timeout_body: Duration,
     /// Longest stall of a response write. Default 30 s.
     pub timeout_write: Duration,
+    /// How long a stopping server lets in-flight requests finish. Default
+    /// 30 s.
+    pub timeout_graceful_shutdown: Duration,
 }
 
 impl Default for Config {
@@ -119,6 +125,7 @@ impl Default for Config {
             timeout_keep_alive: defaults::TIMEOUT_KEEP_ALIVE,
             timeout_body: defaults::TIMEOUT_BODY,
             timeout_write: defaults::TIMEOUT_WRITE,
+            timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
         }
     }
 }
@@ -183,6 +190,7 @@ impl Config {
             ("--timeout-keep-alive", self.timeout_keep_alive),
             ("--timeout-body", self.timeout_body),
             ("--timeout-write", self.timeout_write),
+            ("--timeout-graceful-shutdown", self.timeout_graceful_shutdown),
         ] {
             if value.is_zero() || value > MAX_TIMEOUT {
                 return Err(ConfigError::new(flag, "must be longer than 0 and at most 1 day"));

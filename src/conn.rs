@@ -19,10 +19,12 @@
 //!
 //! This module owns the accept loop of a core as well.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ use crate::http::{
 };
 use crate::metrics::CoreMetrics;
 use crate::runtime::ShutdownSignal;
+use crate::sys;
 use crate::transport::Transport;
 
 /// Initial (and resting) size of a connection's read buffer.
@@ -52,6 +55,8 @@ const MIN_READ_BYTES: usize = 4 << 10;
 const DIRECT_WRITE_BYTES: usize = 64 << 10;
 /// How long a lingering close waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(1);
+/// How often a draining core looks for connections that went idle.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// How long a connection shed at accept may take to get its 503 out.
 const SHED_LINGER: Duration = Duration::from_millis(500);
 /// Most bytes one read may make the read buffer grow by: a body is read as
@@ -70,6 +75,19 @@ pub(crate) struct CoreState<A> {
     metrics: Arc<CoreMetrics>,
     max_connections: u64,
     timeouts: Timeouts,
+    /// Set when the core stops: no new requests, idle connections close.
+    draining: Cell<bool>,
+    /// Every open connection of the core, so a drain can reach idle ones.
+    connections: RefCell<HashMap<u64, ConnEntry>>,
+    next_connection: Cell<u64>,
+}
+
+/// What a drain needs to know of one open connection.
+struct ConnEntry {
+    fd: RawFd,
+    peer: SocketAddr,
+    /// Waiting for the next request, with nothing of it received.
+    idle: Rc<Cell<bool>>,
 }
 
 /// The timeouts a connection applies (see `Config`).
@@ -98,6 +116,9 @@ impl<A: App> CoreState<A> {
                 body: config.timeout_body,
                 write: config.timeout_write,
             },
+            draining: Cell::new(false),
+            connections: RefCell::new(HashMap::new()),
+            next_connection: Cell::new(0),
         }
     }
 }
@@ -147,9 +168,14 @@ pub(crate) async fn accept_loop<A: App>(
             continue;
         }
         metrics.connections_open.inc();
+        let id = core.next_connection.get();
+        core.next_connection.set(id + 1);
+        let idle = Rc::new(Cell::new(false));
+        let entry = ConnEntry { fd: stream.as_raw_fd(), peer, idle: idle.clone() };
+        core.connections.borrow_mut().insert(id, entry);
         glommio::spawn_local(async move {
-            let _open = OpenConnection(core.metrics.clone());
-            let conn = Conn::new(Transport::new(stream), peer, core);
+            let _open = OpenConnection { core: core.clone(), id };
+            let conn = Conn::new(Transport::new(stream), peer, core, idle);
             if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
                 error!(%peer, "connection task panicked; connection closed");
             }
@@ -158,13 +184,47 @@ pub(crate) async fn accept_loop<A: App>(
     }
 }
 
-/// Counts a connection as open for as long as its task lives (also when the
-/// task is dropped unfinished at shutdown).
-struct OpenConnection(Arc<CoreMetrics>);
+/// Counts a connection as open, and keeps it in the core's registry, for
+/// as long as its task lives (also when the task is dropped unfinished).
+struct OpenConnection<A: App> {
+    core: Rc<CoreState<A>>,
+    id: u64,
+}
 
-impl Drop for OpenConnection {
+impl<A: App> Drop for OpenConnection<A> {
     fn drop(&mut self) {
-        self.0.connections_open.dec();
+        self.core.metrics.connections_open.dec();
+        self.core.connections.borrow_mut().remove(&self.id);
+    }
+}
+
+/// Drains the core after it stopped accepting: idle connections are closed
+/// now, busy ones finish their request (answered with `Connection: close`),
+/// and whatever still runs after `timeout` is logged and left to be cut
+/// when the executor ends.
+pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
+    core.draining.set(true);
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Ending the read side makes an idle connection's pending read
+        // return end-of-stream; bytes already received are still read.
+        // A connection's entry leaves the registry in the same step as its
+        // socket is closed, so every `fd` here is open.
+        for entry in core.connections.borrow().values().filter(|e| e.idle.get()) {
+            sys::shutdown_read(entry.fd);
+        }
+        if core.connections.borrow().is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        glommio::timer::sleep(DRAIN_POLL).await;
+    }
+    let cut = core.connections.borrow();
+    for entry in cut.values() {
+        warn!(peer = %entry.peer, "graceful shutdown timed out: connection cut");
+        sys::shutdown_both(entry.fd);
+    }
+    if !cut.is_empty() {
+        warn!(count = cut.len(), "graceful shutdown timed out: {} connection(s) cut", cut.len());
     }
 }
 
@@ -313,6 +373,8 @@ struct Conn<A> {
     head_started: Option<Instant>,
     /// Whether a request was answered on this connection yet.
     served_any: bool,
+    /// Shared with the core's registry: waiting for a next request.
+    idle: Rc<Cell<bool>>,
 }
 
 /// How long a read may wait.
@@ -332,8 +394,14 @@ enum Fill {
 }
 
 impl<A: App> Conn<A> {
-    fn new(io: Transport, peer: SocketAddr, core: Rc<CoreState<A>>) -> Conn<A> {
+    fn new(
+        io: Transport,
+        peer: SocketAddr,
+        core: Rc<CoreState<A>>,
+        idle: Rc<Cell<bool>>,
+    ) -> Conn<A> {
         Conn {
+            idle,
             io,
             peer,
             core,
@@ -393,7 +461,14 @@ impl<A: App> Conn<A> {
                         *self.head_started.get_or_insert_with(Instant::now)
                             + timeouts.request_header
                     };
-                    match self.fill(0, Wait::Until(deadline)).await? {
+                    let idle = self.rbuf.filled().is_empty();
+                    if idle && self.core.draining.get() {
+                        return Ok(Next::KeepAlive);
+                    }
+                    self.idle.set(idle);
+                    let filled = self.fill(0, Wait::Until(deadline)).await;
+                    self.idle.set(false);
+                    match filled? {
                         Fill::Data => {}
                         Fill::Eof => return Ok(Next::KeepAlive),
                         Fill::TimedOut if self.rbuf.filled().is_empty() => {
@@ -498,6 +573,9 @@ impl<A: App> Conn<A> {
                 (plain_response(500, "internal server error\n"), false)
             }
         };
+        // A request that was running when the core began to drain is the
+        // connection's last.
+        let keep_alive = keep_alive && !self.core.draining.get();
         self.respond(response, is_head, http10, keep_alive).await
     }
 

@@ -187,6 +187,13 @@ impl Builder {
         self
     }
 
+    /// How long a stopping server lets in-flight requests finish before it
+    /// cuts them. Default is 30 s.
+    pub fn timeout_graceful_shutdown(mut self, timeout: Duration) -> Builder {
+        self.config.timeout_graceful_shutdown = timeout;
+        self
+    }
+
     /// The `Server` header value; `None` sends none. Default is
     /// `uring-serve`.
     pub fn server_header(mut self, value: Option<&str>) -> Builder {
@@ -329,6 +336,7 @@ where
         let _ = ready.send(Ok(core));
         drop(ready);
         conn::accept_loop(listener, state.clone(), shutdown).await;
+        conn::drain(&state, config.timeout_graceful_shutdown).await;
         state.app.on_stop(&state.cx).await;
     });
 }
@@ -362,8 +370,11 @@ impl ServerHandle {
         &self.cores
     }
 
-    /// Stops accepting connections on every core; each core then runs its
-    /// application's `on_stop` and ends. Open connections are closed.
+    /// Stops the server gracefully: every core stops accepting at once,
+    /// closes its idle connections, lets in-flight requests finish (their
+    /// responses carry `Connection: close`) for up to the graceful-shutdown
+    /// timeout, cuts what is left, runs its application's `on_stop` and
+    /// ends. Returns at once; [`ServerHandle::join`] waits for the end.
     pub fn shutdown(&self) {
         self.shutdown.trigger();
     }

@@ -96,6 +96,22 @@ pub(crate) fn ensure_memlock(needed: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// Ends the reading side of an open socket: a read waiting on it returns
+/// end-of-stream once the bytes already received are taken. Errors are
+/// ignored (the peer may be gone already).
+pub(crate) fn shutdown_read(fd: std::os::fd::RawFd) {
+    // SAFETY: shutdown(2) only acts on the descriptor; the caller guarantees
+    // it is an open socket it owns.
+    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+}
+
+/// Ends both sides of an open socket: the peer sees the connection end
+/// even if the socket itself is not closed yet.
+pub(crate) fn shutdown_both(fd: std::os::fd::RawFd) {
+    // SAFETY: as in `shutdown_read`.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

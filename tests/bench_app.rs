@@ -55,11 +55,11 @@ fn sleep_does_not_block_the_core() {
     let mut sleeper = Client::connect(server.local_addr());
     sleeper.send(b"GET /sleep?ms=2000 HTTP/1.1\r\nHost: t\r\n\r\n");
     // While that request sleeps, the same (single) core answers others.
-    let started = std::time::Instant::now();
     for _ in 0..10 {
+        let started = std::time::Instant::now();
         assert_eq!(Client::connect(server.local_addr()).get("/plaintext").status, 200);
+        assert!(started.elapsed() < std::time::Duration::from_millis(1000));
     }
-    assert!(started.elapsed() < std::time::Duration::from_millis(1500));
     assert_eq!(sleeper.read_response().status, 200);
 }
 

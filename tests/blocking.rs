@@ -25,11 +25,11 @@ fn blocking_work_does_not_block_the_core() {
     let addr = server.local_addr();
     let slow = thread::spawn(move || Client::connect(addr).get("/blocking?ms=1000"));
     thread::sleep(Duration::from_millis(100));
-    let started = Instant::now();
     for _ in 0..20 {
+        let started = Instant::now();
         assert_eq!(Client::connect(addr).get("/plaintext").status, 200);
+        assert!(started.elapsed() < Duration::from_millis(500), "the core waited for the pool");
     }
-    assert!(started.elapsed() < Duration::from_millis(800), "the core waited for the pool");
     let r = slow.join().unwrap();
     assert_eq!((r.status, r.text()), (200, "blocked 1000 ms\n".to_string()));
 }

@@ -170,3 +170,77 @@ fn a_bad_timeout_is_one_line_and_exit_code_2() {
     assert!(stderr.starts_with("error: --timeout-keep-alive"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// SIGTERM during a mixed load: every request sent before the signal gets a
+/// complete response, and the process exits 0 within the timeout.
+#[test]
+fn sigterm_lets_requests_sent_before_it_complete() {
+    use std::sync::{Arc, Mutex};
+
+    let (child, addr, _) = start(binary().args(["--cores", "all", "--port", "0"]));
+    let signalled: Arc<Mutex<Option<std::time::Instant>>> = Arc::new(Mutex::new(None));
+    let clients: Vec<_> = (0..16)
+        .map(|i| {
+            let signalled = signalled.clone();
+            std::thread::spawn(move || {
+                let path = if i % 2 == 0 { "/plaintext" } else { "/sleep?ms=500" };
+                let mut s = TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut completed = 0;
+                loop {
+                    let sent_at = std::time::Instant::now();
+                    if s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+                        .is_err()
+                    {
+                        break;
+                    }
+                    let sent_before_signal = signalled.lock().unwrap().is_none_or(|t| sent_at < t);
+                    match read_one_response(&mut s) {
+                        Some(close) => {
+                            completed += 1;
+                            if close {
+                                break;
+                            }
+                        }
+                        None => {
+                            assert!(
+                                !sent_before_signal,
+                                "client {i}: a request sent before SIGTERM was cut"
+                            );
+                            break;
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                completed
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    *signalled.lock().unwrap() = Some(std::time::Instant::now());
+    let started = std::time::Instant::now();
+    stop(child);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let completed: usize = clients.into_iter().map(|c| c.join().expect("client")).sum();
+    assert!(completed > 16, "the load ran: {completed} responses");
+}
+
+/// Reads one response (Content-Length framed); `Some(closes)` when whole.
+fn read_one_response(s: &mut TcpStream) -> Option<bool> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())?;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some(head.contains("connection: close"))
+}
