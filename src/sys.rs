@@ -20,12 +20,28 @@ pub(crate) const MIN_MEMLOCK_BYTES: u64 = 512 << 10;
 /// state on the thread that used a ring, and its deferred clean-up would
 /// otherwise interrupt the caller's next blocking syscall with `EINTR`.
 pub(crate) fn check_io_uring() -> Result<(), String> {
-    let probe = std::thread::spawn(probe_io_uring_setup).join();
-    match probe {
+    check_io_uring_with(probe_io_uring_setup, io_uring_disabled_sysctl)
+}
+
+/// [`check_io_uring`] with its two kernel reads passed in: the ring probe
+/// (an errno on failure) and `kernel.io_uring_disabled`.
+fn check_io_uring_with(
+    probe: fn() -> Result<(), i32>,
+    disabled_sysctl: fn() -> u32,
+) -> Result<(), String> {
+    match std::thread::spawn(probe).join() {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(errno)) => Err(explain_io_uring_error(errno)),
+        Ok(Err(errno)) => Err(explain_io_uring_error(errno, disabled_sysctl())),
         Err(_) => Err("io_uring could not be probed".to_string()),
     }
+}
+
+/// `kernel.io_uring_disabled` (Linux 6.6+; 0 where it does not exist).
+fn io_uring_disabled_sysctl() -> u32 {
+    fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Creates and closes a small ring; the error is the errno.
@@ -44,11 +60,7 @@ fn probe_io_uring_setup() -> Result<(), i32> {
     Ok(())
 }
 
-fn explain_io_uring_error(errno: i32) -> String {
-    let disabled = fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(0);
+fn explain_io_uring_error(errno: i32, disabled: u32) -> String {
     match errno {
         libc::ENOSYS => "io_uring is not available: the kernel lacks it (Linux 5.8 or newer \
                          is needed) or a seccomp profile hides it"
@@ -117,9 +129,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn io_uring_errors_name_the_cause() {
-        assert!(explain_io_uring_error(libc::ENOSYS).contains("5.8"));
-        assert!(explain_io_uring_error(libc::ENOMEM).contains("ulimit -l"));
+    fn a_kernel_without_io_uring_is_named() {
+        let e = check_io_uring_with(|| Err(libc::ENOSYS), || 0).unwrap_err();
+        assert!(e.contains("Linux 5.8"), "{e}");
+    }
+
+    #[test]
+    fn io_uring_disabled_by_sysctl_is_named_with_the_fix() {
+        let e = check_io_uring_with(|| Err(libc::EPERM), || 2).unwrap_err();
+        assert!(e.contains("kernel.io_uring_disabled = 2"), "{e}");
+    }
+
+    #[test]
+    fn io_uring_blocked_by_seccomp_is_named_with_the_fix() {
+        let e = check_io_uring_with(|| Err(libc::EPERM), || 0).unwrap_err();
+        assert!(e.contains("seccomp") && e.contains("--security-opt"), "{e}");
+        assert_eq!(e.lines().count(), 1);
+    }
+
+    #[test]
+    fn a_low_memlock_limit_for_rings_is_named() {
+        let e = check_io_uring_with(|| Err(libc::ENOMEM), || 0).unwrap_err();
+        assert!(e.contains("ulimit -l"), "{e}");
     }
 
     #[test]

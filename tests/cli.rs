@@ -244,3 +244,63 @@ fn read_one_response(s: &mut TcpStream) -> Option<bool> {
     s.read_exact(&mut body).ok()?;
     Some(head.contains("connection: close"))
 }
+
+/// Runs the binary with RLIMIT_MEMLOCK set to `soft`/`hard` bytes.
+fn run_with_memlock(soft: u64, hard: u64, args: &[&str]) -> std::process::Output {
+    let mut cmd = binary();
+    cmd.args(args);
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setrlimit with a stack-local struct.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("run")
+}
+
+#[test]
+fn too_little_locked_memory_is_one_line_and_exit_code_2() {
+    let out = run_with_memlock(64 << 10, 64 << 10, &["--cores", "1", "--port", "0"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("locked-memory limit is 64 KiB"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_low_soft_memlock_limit_is_raised_to_the_hard_one() {
+    let mut ours = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit into the valid pointer given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut ours) }, 0);
+    assert!(ours.rlim_max >= 512 << 10, "this machine's hard memlock limit is too low to test");
+    let hard = ours.rlim_max;
+    let mut cmd = binary();
+    cmd.args(["--cores", "1", "--port", "0"]);
+    // SAFETY: as in `run_with_memlock`.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            let limit = libc::rlimit { rlim_cur: 64 << 10, rlim_max: hard };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let (child, addr, _) = start(&mut cmd);
+    assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+    stop(child);
+}
+
+#[test]
+fn an_address_not_on_this_machine_is_one_line_and_exit_code_2() {
+    // 192.0.2.0/24 is TEST-NET-1: never a local address.
+    let (code, stderr) = run_to_exit(&["--cores", "1", "--host", "192.0.2.1", "--port", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("error: cannot listen on 192.0.2.1"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

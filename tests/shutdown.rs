@@ -61,3 +61,46 @@ fn requests_outliving_the_graceful_timeout_are_cut() {
     assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
     assert!(slow.is_closed_by_server(), "a cut connection is closed, not left open");
 }
+
+/// Records what happened on its core, in order.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl uring_serve::App for Recorder {
+    async fn call(
+        &self,
+        _req: uring_serve::Request,
+        _cx: &uring_serve::Context,
+    ) -> uring_serve::Response {
+        uring_serve::sleep(Duration::from_millis(300)).await;
+        self.0.lock().unwrap().push("request done".to_string());
+        uring_serve::Response::text("done")
+    }
+
+    async fn on_start(&self, _cx: &uring_serve::Context) -> Result<(), uring_serve::BoxError> {
+        self.0.lock().unwrap().push("start".to_string());
+        Ok(())
+    }
+
+    async fn on_stop(&self, _cx: &uring_serve::Context) {
+        self.0.lock().unwrap().push("stop".to_string());
+    }
+}
+
+/// Lifespan: `on_start` before the core accepts, `on_stop` after it drained.
+#[test]
+fn on_stop_runs_after_in_flight_requests_finish() {
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = events.clone();
+    let server = Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .serve(move |_| Recorder(recorded.clone()))
+        .expect("server starts");
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    thread::sleep(Duration::from_millis(100));
+    server.shutdown();
+    assert_eq!(c.read_response().text(), "done");
+    server.join().expect("clean stop");
+    assert_eq!(*events.lock().unwrap(), ["start", "request done", "stop"]);
+}
