@@ -39,6 +39,12 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_BACKLOG", default_value_t = defaults::BACKLOG, help_heading = "Cores and sockets")]
     pub backlog: u32,
 
+    /// Share the port with a running uring-serve of the same user instead of
+    /// failing with "address in use": for a zero-downtime restart, start the
+    /// new server with this flag, then SIGTERM the old one (see README).
+    #[arg(long, env = "URING_SERVE_JOIN_REUSEPORT", help_heading = "Cores and sockets")]
+    pub join_reuseport: bool,
+
     /// Largest request body; bigger ones get 413. Accepts K, M, G suffixes
     /// (powers of 1024).
     #[arg(long, env = "URING_SERVE_MAX_BODY_BYTES", default_value = "1M", value_parser = parse_bytes, help_heading = "Limits")]
@@ -122,6 +128,7 @@ impl Cli {
             cores,
             addr,
             backlog: self.backlog,
+            join_reuseport: self.join_reuseport,
             max_body_bytes: self.max_body_bytes,
             max_header_bytes,
             max_headers: self.max_headers,

@@ -77,6 +77,11 @@ pub struct Config {
     pub addr: SocketAddr,
     /// `listen()` backlog of each core's socket. Default is 2048.
     pub backlog: u32,
+    /// Listen even if another server of this user already listens on the
+    /// port with `SO_REUSEPORT`: the new and the old server then share the
+    /// incoming connections until the old one stops (a zero-downtime
+    /// restart). Default is `false`: a port in use is an error.
+    pub join_reuseport: bool,
     /// Largest request body. Default is 1 MiB.
     pub max_body_bytes: u64,
     /// Largest request head. Default is 16 KiB.
@@ -113,6 +118,7 @@ impl Default for Config {
             cores: Cores::All,
             addr: SocketAddr::from(([127, 0, 0, 1], defaults::PORT)),
             backlog: defaults::BACKLOG,
+            join_reuseport: false,
             max_body_bytes: defaults::MAX_BODY_BYTES,
             max_header_bytes: defaults::MAX_HEADER_BYTES,
             max_headers: defaults::MAX_HEADERS,

@@ -461,7 +461,10 @@ impl<A: App> Conn<A> {
                         *self.head_started.get_or_insert_with(Instant::now)
                             + timeouts.request_header
                     };
-                    let idle = self.rbuf.filled().is_empty();
+                    // Idle: between requests of a keep-alive connection. A
+                    // new connection is not idle: its first request is on
+                    // its way and is served even while the core drains.
+                    let idle = self.served_any && self.rbuf.filled().is_empty();
                     if idle && self.core.draining.get() {
                         return Ok(Next::KeepAlive);
                     }

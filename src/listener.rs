@@ -24,12 +24,16 @@ pub(crate) fn bind_all(
     addr: SocketAddr,
     count: usize,
     backlog: u32,
+    join_existing: bool,
 ) -> io::Result<(Vec<Socket>, SocketAddr)> {
     warn_if_backlog_clamped(backlog);
     // With SO_REUSEPORT, a second server of the same user could silently
     // join an existing group on this port; a plain bind first makes "port in
-    // use" an error instead.
-    ensure_free(addr)?;
+    // use" an error instead, unless joining is what the operator asked for
+    // (a zero-downtime restart).
+    if !join_existing {
+        ensure_free(addr)?;
+    }
     let first = bind_one(addr, backlog)?;
     let local =
         first.local_addr()?.as_socket().ok_or_else(|| io::Error::other("not an IP socket"))?;
@@ -58,6 +62,19 @@ fn bind_one(addr: SocketAddr, backlog: u32) -> io::Result<Socket> {
     // `validate` keeps the backlog within i32.
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     Ok(socket)
+}
+
+/// Whether the kernel hands the connections waiting in a closing listener's
+/// accept queue to another listener of its SO_REUSEPORT group (Linux 5.14+);
+/// without it they are reset when a server stops during a restart.
+pub(crate) fn note_migrate_req() {
+    let value = fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req").ok();
+    if value.as_deref().map(str::trim) == Some("0") {
+        tracing::info!(
+            "net.ipv4.tcp_migrate_req = 0: connections still queued when this server stops are \
+             reset; set it to 1 for zero-downtime restarts"
+        );
+    }
 }
 
 /// The kernel silently clamps a backlog to `net.core.somaxconn`; say so.

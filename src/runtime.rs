@@ -108,6 +108,13 @@ impl Builder {
         self
     }
 
+    /// Share the port with a running server of the same user (for a
+    /// zero-downtime restart). Default is `false`: a port in use is an error.
+    pub fn join_reuseport(mut self, join: bool) -> Builder {
+        self.config.join_reuseport = join;
+        self
+    }
+
     /// `listen()` backlog of each core's socket. Default is 2048.
     pub fn backlog(mut self, backlog: u32) -> Builder {
         self.config.backlog = backlog;
@@ -216,14 +223,15 @@ impl Builder {
         let chosen = config.cores.resolve(&cores::allowed()).map_err(StartError::Cores)?;
         sys::check_io_uring().map_err(StartError::IoUring)?;
         sys::ensure_memlock(sys::MIN_MEMLOCK_BYTES).map_err(StartError::Memlock)?;
-        let (sockets, local_addr) = listener::bind_all(config.addr, chosen.len(), config.backlog)
-            .map_err(|source| {
-            if source.kind() == io::ErrorKind::AddrInUse {
-                StartError::AddrInUse(config.addr)
-            } else {
-                StartError::Bind { addr: config.addr, source }
-            }
-        })?;
+        let (sockets, local_addr) =
+            listener::bind_all(config.addr, chosen.len(), config.backlog, config.join_reuseport)
+                .map_err(|source| {
+                    if source.kind() == io::ErrorKind::AddrInUse {
+                        StartError::AddrInUse(config.addr)
+                    } else {
+                        StartError::Bind { addr: config.addr, source }
+                    }
+                })?;
         let shutdown = ShutdownSignal::new(sockets);
         let metrics: Vec<Arc<CoreMetrics>> = chosen.iter().map(|_| Arc::default()).collect();
         let mut handle = ServerHandle {
@@ -280,6 +288,7 @@ impl Builder {
         if let Some(e) = failure {
             return Err(e); // dropping the handle stops and joins the cores
         }
+        listener::note_migrate_req();
         let ids: Vec<usize> = chosen.iter().map(|c| c.get()).collect();
         info!("listening on http://{local_addr} (cores {})", cores::format_list(&ids));
         Ok(handle)

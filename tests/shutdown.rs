@@ -104,3 +104,17 @@ fn on_stop_runs_after_in_flight_requests_finish() {
     server.join().expect("clean stop");
     assert_eq!(*events.lock().unwrap(), ["start", "request done", "stop"]);
 }
+
+/// A connection accepted before the stop whose request is still on its way
+/// is not idle: its request is answered (with close), not dropped.
+#[test]
+fn a_new_connection_whose_request_arrives_during_the_drain_is_answered() {
+    let server = server(Duration::from_secs(10));
+    let mut c = Client::connect(server.local_addr());
+    thread::sleep(Duration::from_millis(100)); // accepted, nothing sent yet
+    server.shutdown();
+    thread::sleep(Duration::from_millis(100));
+    let r = c.roundtrip("GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+    server.join().expect("clean stop");
+}
