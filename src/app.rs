@@ -8,6 +8,7 @@
 //! [`Response`] back into bytes.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -71,11 +72,24 @@ pub struct Context {
     core: CoreId,
     blocking: BlockingPool,
     metrics: Arc<CoreMetrics>,
+    injected_fault: Cell<bool>,
 }
 
 impl Context {
     pub(crate) fn new(core: CoreId, blocking: BlockingPool, metrics: Arc<CoreMetrics>) -> Context {
-        Context { core, blocking, metrics }
+        Context { core, blocking, metrics, injected_fault: Cell::new(false) }
+    }
+
+    /// Test-only fault injection: the core's executor panics outside any
+    /// request when it next accepts a connection, as a runtime bug would,
+    /// so that crash recovery can be tested. Not for applications.
+    #[doc(hidden)]
+    pub fn inject_executor_fault(&self) {
+        self.injected_fault.set(true);
+    }
+
+    pub(crate) fn take_injected_fault(&self) -> bool {
+        self.injected_fault.replace(false)
     }
 
     /// The core this application instance runs on.

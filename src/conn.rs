@@ -155,6 +155,9 @@ pub(crate) async fn accept_loop<A: App>(
         if shutdown.is_triggered() {
             return;
         }
+        if core.cx.take_injected_fault() {
+            panic!("injected executor fault (Context::inject_executor_fault)");
+        }
         let metrics = &core.metrics;
         metrics.connections_accepted.inc();
         let peer = match stream.peer_addr() {

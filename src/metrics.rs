@@ -24,6 +24,7 @@ pub(crate) struct CoreMetrics {
     pub(crate) app_panics: Counter,
     pub(crate) blocking_in_pool: Counter,
     pub(crate) blocking_queued: Counter,
+    pub(crate) core_restarts: Counter,
 }
 
 /// A single-writer counter.
@@ -67,6 +68,7 @@ impl CoreMetrics {
             app_panics: self.app_panics.get(),
             blocking_in_pool: self.blocking_in_pool.get(),
             blocking_queued: self.blocking_queued.get(),
+            core_restarts: self.core_restarts.get(),
         }
     }
 }
@@ -98,4 +100,6 @@ pub struct Metrics {
     pub blocking_in_pool: u64,
     /// Blocking jobs waiting for a thread (at the last change).
     pub blocking_queued: u64,
+    /// Times this core's executor died and was started again.
+    pub core_restarts: u64,
 }

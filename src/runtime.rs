@@ -19,11 +19,11 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use socket2::Socket;
-use tracing::{info, info_span};
+use tracing::{error, info, info_span};
 
 use crate::app::{App, BoxError, Context};
 use crate::blocking::BlockingPool;
@@ -256,8 +256,8 @@ impl Builder {
                 ready: ready_tx.clone(),
             };
             let spawned = thread::Builder::new()
-                .name(format!("uring-serve-core-{core}"))
-                .spawn(move || run_core(start));
+                .name(format!("uring-serve-sup-{core}"))
+                .spawn(move || supervise_core(start));
             match spawned {
                 Ok(thread) => handle.threads.push((core, thread)),
                 Err(e) => {
@@ -306,13 +306,119 @@ struct CoreStart<F> {
     ready: mpsc::Sender<Result<CoreId, StartError>>,
 }
 
-fn run_core<F, A>(start: CoreStart<F>)
+/// First wait before a crashed core is started again; doubled after every
+/// crash up to [`MAX_RESTART_BACKOFF`], reset after [`STABLE_RUN`] of
+/// uptime, so a crash loop cannot spin.
+const FIRST_RESTART_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(10);
+const STABLE_RUN: Duration = Duration::from_secs(60);
+
+/// How a core's executor thread ended.
+enum CoreExit {
+    /// Shutdown, after draining and `on_stop`.
+    Stopped,
+    /// It never started; the reason went to the start-up report.
+    NotStarted,
+}
+
+/// Runs one core and starts it again when its executor dies (a panic
+/// outside any request: request panics are caught in `conn`). The core's
+/// listening socket stays open across a restart, so connections waiting in
+/// its accept queue are served by the new executor instead of being reset.
+/// The other cores are not affected.
+fn supervise_core<F, A>(start: CoreStart<F>)
 where
     F: Fn(CoreId) -> A + Send + Sync + 'static,
     A: App,
 {
-    let CoreStart { core, index, factory, config, shutdown, metrics, ready } = start;
+    let core = start.core;
+    let mut ready = Some(start.ready.clone());
+    drop(start.ready);
+    let mut backoff = FIRST_RESTART_BACKOFF;
+    loop {
+        let attempt = CoreAttempt {
+            core,
+            index: start.index,
+            factory: start.factory.clone(),
+            config: start.config.clone(),
+            shutdown: start.shutdown.clone(),
+            metrics: start.metrics.clone(),
+            ready: ready.take(),
+            serving: Arc::new(AtomicBool::new(false)),
+        };
+        let first = attempt.ready.is_some();
+        let serving = attempt.serving.clone();
+        let started = Instant::now();
+        let executor = thread::Builder::new()
+            .name(format!("uring-serve-core-{core}"))
+            .spawn(move || run_core(attempt));
+        let outcome = match executor {
+            Ok(thread) => thread.join(),
+            Err(e) => {
+                error!(core = core.get(), "cannot start a thread for the core: {e}");
+                return;
+            }
+        };
+        let reached_serving = serving.load(Ordering::SeqCst);
+        match outcome {
+            Ok(CoreExit::Stopped) => return,
+            _ if start.shutdown.is_triggered() => return,
+            // A first start that failed is reported by `serve` (a dropped
+            // sender is a panic while starting).
+            _ if first && !reached_serving => return,
+            _ => {}
+        }
+        // The executor died: its connections are gone with it.
+        start.metrics.core_restarts.inc();
+        start.metrics.connections_open.set(0);
+        start.metrics.requests_in_flight.set(0);
+        if started.elapsed() >= STABLE_RUN {
+            backoff = FIRST_RESTART_BACKOFF;
+        }
+        error!(core = core.get(), "core {core} stopped unexpectedly; restarting it in {backoff:?}");
+        let resume = Instant::now() + backoff;
+        while Instant::now() < resume {
+            if start.shutdown.is_triggered() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20).min(resume - Instant::now()));
+        }
+        backoff = (backoff * 2).min(MAX_RESTART_BACKOFF);
+    }
+}
+
+/// One run of a core's executor; `ready` is set for the first run only,
+/// whose outcome the start-up waits for.
+struct CoreAttempt<F> {
+    core: CoreId,
+    index: usize,
+    factory: Arc<F>,
+    config: Arc<Config>,
+    shutdown: ShutdownSignal,
+    metrics: Arc<CoreMetrics>,
+    ready: Option<mpsc::Sender<Result<CoreId, StartError>>>,
+    /// Set once the core accepts connections.
+    serving: Arc<AtomicBool>,
+}
+
+fn run_core<F, A>(attempt: CoreAttempt<F>) -> CoreExit
+where
+    F: Fn(CoreId) -> A + Send + Sync + 'static,
+    A: App,
+{
+    let CoreAttempt { core, index, factory, config, shutdown, metrics, ready, serving } = attempt;
     let _span = info_span!("core", id = core.get()).entered();
+    // The first run reports to `serve`; a restart logs instead.
+    let report = move |result: Result<CoreId, StartError>| match &ready {
+        Some(ready) => {
+            let _ = ready.send(result);
+        }
+        None => {
+            if let Err(e) = result {
+                error!(core = core.get(), "core could not restart: {e}");
+            }
+        }
+    };
     let executor = LocalExecutorBuilder::new(Placement::Fixed(core.get()))
         .io_memory(IO_MEMORY)
         .blocking_thread_pool_placement(PoolPlacement::Unbound(config.blocking_threads))
@@ -320,8 +426,8 @@ where
     let executor = match executor {
         Ok(executor) => executor,
         Err(e) => {
-            let _ = ready.send(Err(StartError::Executor { core, reason: e.to_string() }));
-            return;
+            report(Err(StartError::Executor { core, reason: e.to_string() }));
+            return CoreExit::NotStarted;
         }
     };
     executor.run(async move {
@@ -329,8 +435,8 @@ where
             Ok(listener) => listener,
             Err(e) => {
                 let reason = format!("cannot adopt the listening socket: {e}");
-                let _ = ready.send(Err(StartError::Executor { core, reason }));
-                return;
+                report(Err(StartError::Executor { core, reason }));
+                return CoreExit::NotStarted;
             }
         };
         let pool = BlockingPool::new(config.blocking_threads, config.blocking_queue);
@@ -338,16 +444,18 @@ where
         let app = factory(core);
         let state = Rc::new(CoreState::new(app, cx, &config, metrics));
         if let Err(error) = state.app.on_start(&state.cx).await {
-            let _ = ready.send(Err(StartError::AppStart { core, error }));
-            return;
+            report(Err(StartError::AppStart { core, error }));
+            return CoreExit::NotStarted;
         }
         glommio::spawn_local(conn::tick_date(state.clone())).detach();
-        let _ = ready.send(Ok(core));
-        drop(ready);
+        serving.store(true, Ordering::SeqCst);
+        report(Ok(core));
+        drop(report);
         conn::accept_loop(listener, state.clone(), shutdown).await;
         conn::drain(&state, config.timeout_graceful_shutdown).await;
         state.app.on_stop(&state.cx).await;
-    });
+        CoreExit::Stopped
+    })
 }
 
 /// A running server.

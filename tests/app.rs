@@ -175,3 +175,74 @@ fn shutdown_stops_accepting_and_join_returns() {
     server.join().expect("clean stop");
     assert!(std::net::TcpStream::connect(addr).is_err(), "still accepting after shutdown");
 }
+
+/// `/crash` makes the core's executor panic outside any request at its
+/// next accept (test-only fault injection), as a runtime bug would.
+struct Crashable;
+
+impl App for Crashable {
+    async fn call(&self, req: Request, cx: &Context) -> Response {
+        if req.path() == "/crash" {
+            cx.inject_executor_fault();
+        }
+        Response::text(format!("{}", cx.metrics().core_restarts))
+    }
+}
+
+/// Triggers the injected fault and waits for the restart: the next
+/// connection the faulty core accepts crashes it (and is lost with it).
+fn crash(server: &uring_serve::ServerHandle) {
+    let addr = server.local_addr();
+    let _ = Client::connect(addr).get("/crash");
+    let restarts = || server.metrics().iter().map(|m| m.core_restarts).sum::<u64>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while restarts() == 0 && std::time::Instant::now() < deadline {
+        let _ = std::net::TcpStream::connect(addr);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(restarts(), 1, "the injected fault did not crash a core");
+}
+
+#[test]
+fn a_crashed_core_is_started_again_and_serves() {
+    let built = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = built.clone();
+    let server = Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .serve(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Crashable
+        })
+        .expect("server starts");
+    let addr = server.local_addr();
+    crash(&server);
+    // Served again by a new executor and a new app instance.
+    let r = Client::connect(addr).get("/");
+    assert_eq!((r.status, r.text()), (200, "1".to_string()));
+    assert_eq!(server.metrics()[0].core_restarts, 1);
+    assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 2);
+    server.shutdown();
+    server.join().expect("clean stop after a restart");
+}
+
+#[test]
+fn a_crash_on_one_core_leaves_the_others_serving() {
+    if uring_serve::cores::allowed().len() < 2 {
+        return; // needs two cores
+    }
+    let server = Server::builder()
+        .cores(Cores::Count(2))
+        .bind("127.0.0.1:0")
+        .serve(|_| Crashable)
+        .expect("server starts");
+    let addr = server.local_addr();
+    crash(&server);
+    // Whatever core took the crash, requests keep being answered, by the
+    // other core at once and by the crashed one after its restart.
+    for _ in 0..50 {
+        assert_eq!(Client::connect(addr).get("/").status, 200);
+    }
+    let restarts: u64 = server.metrics().iter().map(|m| m.core_restarts).sum();
+    assert_eq!(restarts, 1);
+}
