@@ -9,6 +9,7 @@ use clap::Parser;
 
 use crate::config::{defaults, Config, ConfigError};
 use crate::cores::Cores;
+use crate::StartError;
 
 /// An io_uring, thread-per-core HTTP/1.1 server. Serves the built-in `bench`
 /// application: /plaintext, /json, /echo, /sleep?ms=N.
@@ -148,6 +149,16 @@ impl Cli {
     }
 }
 
+/// The process exit code for a server that could not start: 3 when the
+/// application failed to start on a core (uvicorn's start-up failure code),
+/// 2 for a configuration or machine problem.
+pub fn exit_code(error: &StartError) -> u8 {
+    match error {
+        StartError::AppStart { .. } | StartError::CorePanicked { .. } => 3,
+        _ => 2,
+    }
+}
+
 /// Parses `1048576`, `1024K`, `1M`, `1G` (powers of 1024, any case, an
 /// optional trailing `B` or `iB`).
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
@@ -191,6 +202,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cores::CoreId;
 
     #[test]
     fn sizes_take_binary_suffixes() {
@@ -198,6 +210,16 @@ mod tests {
         assert_eq!(parse_bytes("16KiB"), Ok(16 << 10));
         assert_eq!(parse_bytes("100"), Ok(100));
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn an_app_that_fails_to_start_exits_3_with_one_line() {
+        let error = StartError::AppStart { core: CoreId(1), error: "no database".into() };
+        assert_eq!(exit_code(&error), 3);
+        let line = error.to_string();
+        assert_eq!(line, "core 1: the application failed to start: no database");
+        let config = StartError::AddrInUse(([127, 0, 0, 1], 80).into());
+        assert_eq!(exit_code(&config), 2);
     }
 
     #[test]

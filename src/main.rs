@@ -15,8 +15,8 @@ use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use uring_serve::apps::BenchApp;
-use uring_serve::cli::Cli;
-use uring_serve::{Server, StartError};
+use uring_serve::cli::{self, Cli};
+use uring_serve::Server;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -44,11 +44,7 @@ fn main() -> ExitCode {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");
-            let code = match e {
-                StartError::AppStart { .. } | StartError::CorePanicked { .. } => 3,
-                _ => 2,
-            };
-            return ExitCode::from(code);
+            return ExitCode::from(cli::exit_code(&e));
         }
     };
 

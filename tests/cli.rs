@@ -374,3 +374,22 @@ fn without_join_reuseport_a_port_held_by_another_server_is_in_use() {
     assert!(stderr.contains("already in use"), "{stderr}");
     stop(first);
 }
+
+/// A second SIGINT does not wait for the drain: the process exits at once.
+#[test]
+fn a_second_sigint_exits_at_once() {
+    let (mut child, addr, _) = start(binary().args(["--cores", "1", "--port", "0"]));
+    let mut busy = TcpStream::connect(addr).unwrap();
+    busy.write_all(b"GET /sleep?ms=20000 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = libc::pid_t::try_from(child.0.id()).unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        // SAFETY: kill(2) has no memory-safety requirements; `pid` is our child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
