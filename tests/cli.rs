@@ -393,3 +393,41 @@ fn a_second_sigint_exits_at_once() {
     assert_eq!(status.code(), Some(130), "{status}");
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// Binding a port below 1024 without the privilege for it is one line and
+/// exit code 2. The child drops to an unprivileged user to provoke it.
+#[test]
+fn a_privileged_port_without_privilege_is_one_line_and_exit_code_2() {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        return; // needs root to drop to another user
+    }
+    let unprivileged_start =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .ok()
+            .and_then(|v| v.trim().parse::<u16>().ok())
+            .unwrap_or(1024);
+    if unprivileged_start <= 80 {
+        return; // every user may bind port 80 on this machine
+    }
+    let mut cmd = binary();
+    cmd.args(["--cores", "1", "--port", "80"]);
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setgid/setuid.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run as nobody");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot listen on 127.0.0.1:80: Permission denied"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
