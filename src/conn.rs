@@ -152,9 +152,8 @@ pub(crate) async fn accept_loop<A: App>(
                 continue;
             }
         };
-        if shutdown.is_triggered() {
-            return;
-        }
+        // A connection accepted as the stop began is served like any
+        // other (the loop ends at the next accept, which fails).
         if core.cx.take_injected_fault() {
             panic!("injected executor fault (Context::inject_executor_fault)");
         }
