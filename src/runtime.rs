@@ -253,11 +253,11 @@ impl Builder {
                 config: config.clone(),
                 shutdown: handle.shutdown.clone(),
                 metrics: metrics[index].clone(),
-                ready: ready_tx.clone(),
             };
+            let ready = ready_tx.clone();
             let spawned = thread::Builder::new()
                 .name(format!("uring-serve-sup-{core}"))
-                .spawn(move || supervise_core(start));
+                .spawn(move || supervise_core(Arc::new(start), ready));
             match spawned {
                 Ok(thread) => handle.threads.push((core, thread)),
                 Err(e) => {
@@ -295,7 +295,7 @@ impl Builder {
     }
 }
 
-/// What a core thread needs to start.
+/// What a core needs to start, and to start again after a crash.
 struct CoreStart<F> {
     core: CoreId,
     index: usize,
@@ -303,8 +303,10 @@ struct CoreStart<F> {
     config: Arc<Config>,
     shutdown: ShutdownSignal,
     metrics: Arc<CoreMetrics>,
-    ready: mpsc::Sender<Result<CoreId, StartError>>,
 }
+
+/// Where a core's first start reports to `serve`.
+type ReadyReport = mpsc::Sender<Result<CoreId, StartError>>;
 
 /// First wait before a crashed core is started again; doubled after every
 /// crash up to [`MAX_RESTART_BACKOFF`], reset after [`STABLE_RUN`] of
@@ -326,23 +328,17 @@ enum CoreExit {
 /// listening socket stays open across a restart, so connections waiting in
 /// its accept queue are served by the new executor instead of being reset.
 /// The other cores are not affected.
-fn supervise_core<F, A>(start: CoreStart<F>)
+fn supervise_core<F, A>(start: Arc<CoreStart<F>>, ready: ReadyReport)
 where
     F: Fn(CoreId) -> A + Send + Sync + 'static,
     A: App,
 {
     let core = start.core;
-    let mut ready = Some(start.ready.clone());
-    drop(start.ready);
+    let mut ready = Some(ready);
     let mut backoff = FIRST_RESTART_BACKOFF;
     loop {
         let attempt = CoreAttempt {
-            core,
-            index: start.index,
-            factory: start.factory.clone(),
-            config: start.config.clone(),
-            shutdown: start.shutdown.clone(),
-            metrics: start.metrics.clone(),
+            start: start.clone(),
             ready: ready.take(),
             serving: Arc::new(AtomicBool::new(false)),
         };
@@ -390,13 +386,8 @@ where
 /// One run of a core's executor; `ready` is set for the first run only,
 /// whose outcome the start-up waits for.
 struct CoreAttempt<F> {
-    core: CoreId,
-    index: usize,
-    factory: Arc<F>,
-    config: Arc<Config>,
-    shutdown: ShutdownSignal,
-    metrics: Arc<CoreMetrics>,
-    ready: Option<mpsc::Sender<Result<CoreId, StartError>>>,
+    start: Arc<CoreStart<F>>,
+    ready: Option<ReadyReport>,
     /// Set once the core accepts connections.
     serving: Arc<AtomicBool>,
 }
@@ -406,7 +397,9 @@ where
     F: Fn(CoreId) -> A + Send + Sync + 'static,
     A: App,
 {
-    let CoreAttempt { core, index, factory, config, shutdown, metrics, ready, serving } = attempt;
+    let CoreAttempt { start, ready, serving } = attempt;
+    let core = start.core;
+    let config = start.config.clone();
     let _span = info_span!("core", id = core.get()).entered();
     // The first run reports to `serve`; a restart logs instead.
     let report = move |result: Result<CoreId, StartError>| match &ready {
@@ -431,7 +424,7 @@ where
         }
     };
     executor.run(async move {
-        let listener = match listener::adopt(shutdown.listener(index)) {
+        let listener = match listener::adopt(start.shutdown.listener(start.index)) {
             Ok(listener) => listener,
             Err(e) => {
                 let reason = format!("cannot adopt the listening socket: {e}");
@@ -440,9 +433,9 @@ where
             }
         };
         let pool = BlockingPool::new(config.blocking_threads, config.blocking_queue);
-        let cx = Context::new(core, pool, metrics.clone());
-        let app = factory(core);
-        let state = Rc::new(CoreState::new(app, cx, &config, metrics));
+        let cx = Context::new(core, pool, start.metrics.clone());
+        let app = (start.factory)(core);
+        let state = Rc::new(CoreState::new(app, cx, &config, start.metrics.clone()));
         if let Err(error) = state.app.on_start(&state.cx).await {
             report(Err(StartError::AppStart { core, error }));
             return CoreExit::NotStarted;
@@ -451,7 +444,7 @@ where
         serving.store(true, Ordering::SeqCst);
         report(Ok(core));
         drop(report);
-        conn::accept_loop(listener, state.clone(), shutdown).await;
+        conn::accept_loop(listener, state.clone(), start.shutdown.clone()).await;
         conn::drain(&state, config.timeout_graceful_shutdown).await;
         state.app.on_stop(&state.cx).await;
         CoreExit::Stopped
