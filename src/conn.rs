@@ -82,12 +82,30 @@ pub(crate) struct CoreState<A> {
     next_connection: Cell<u64>,
 }
 
-/// What a drain needs to know of one open connection.
+/// What the core needs to know of one open connection: to close it when
+/// idle at a drain, and to end a read that outlived its deadline.
 struct ConnEntry {
     fd: RawFd,
     peer: SocketAddr,
+    watch: Rc<ReadWatch>,
+}
+
+/// A connection's read state, shared with the core's deadline sweeper.
+///
+/// Read deadlines are not one timer per read (arming and cancelling a
+/// glommio timer for every read that waits costs an allocation and a timer
+/// queue update per keep-alive request). Instead the connection notes its
+/// deadline here, and one sweeper task per core, ticking a few times a
+/// second, ends the reads that are past it by shutting their read side: the
+/// read returns end-of-stream and the connection sees `timed_out`.
+#[derive(Default)]
+struct ReadWatch {
     /// Waiting for the next request, with nothing of it received.
-    idle: Rc<Cell<bool>>,
+    idle: Cell<bool>,
+    /// When the read in progress must have completed.
+    deadline: Cell<Option<Instant>>,
+    /// Set by the sweeper when it ended a read for its deadline.
+    timed_out: Cell<bool>,
 }
 
 /// The timeouts a connection applies (see `Config`).
@@ -134,6 +152,27 @@ pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
     }
 }
 
+/// Ends the reads that are past their deadline, a few times a second (see
+/// [`ReadWatch`]); the granularity is a quarter of the shortest read
+/// timeout, between 5 ms and 250 ms.
+pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
+    let t = core.timeouts;
+    let shortest = t.request_header.min(t.keep_alive).min(t.body);
+    let tick = (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
+    loop {
+        glommio::timer::sleep(tick).await;
+        let now = Instant::now();
+        for entry in core.connections.borrow().values() {
+            let watch = &entry.watch;
+            if watch.deadline.get().is_some_and(|d| now >= d) && !watch.timed_out.get() {
+                watch.timed_out.set(true);
+                // The entry leaves the registry when its socket closes.
+                sys::shutdown_read(entry.fd);
+            }
+        }
+    }
+}
+
 /// Accepts connections until shutdown, one task each.
 pub(crate) async fn accept_loop<A: App>(
     listener: TcpListener,
@@ -172,12 +211,12 @@ pub(crate) async fn accept_loop<A: App>(
         metrics.connections_open.inc();
         let id = core.next_connection.get();
         core.next_connection.set(id + 1);
-        let idle = Rc::new(Cell::new(false));
-        let entry = ConnEntry { fd: stream.as_raw_fd(), peer, idle: idle.clone() };
+        let watch = Rc::new(ReadWatch::default());
+        let entry = ConnEntry { fd: stream.as_raw_fd(), peer, watch: watch.clone() };
         core.connections.borrow_mut().insert(id, entry);
         glommio::spawn_local(async move {
             let _open = OpenConnection { core: core.clone(), id };
-            let conn = Conn::new(Transport::new(stream), peer, core, idle);
+            let conn = Conn::new(Transport::new(stream), peer, core, watch);
             if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
                 error!(%peer, "connection task panicked; connection closed");
             }
@@ -212,7 +251,7 @@ pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
         // return end-of-stream; bytes already received are still read.
         // A connection's entry leaves the registry in the same step as its
         // socket is closed, so every `fd` here is open.
-        for entry in core.connections.borrow().values().filter(|e| e.idle.get()) {
+        for entry in core.connections.borrow().values().filter(|e| e.watch.idle.get()) {
             sys::shutdown_read(entry.fd);
         }
         if core.connections.borrow().is_empty() || Instant::now() >= deadline {
@@ -375,8 +414,8 @@ struct Conn<A> {
     head_started: Option<Instant>,
     /// Whether a request was answered on this connection yet.
     served_any: bool,
-    /// Shared with the core's registry: waiting for a next request.
-    idle: Rc<Cell<bool>>,
+    /// Shared with the core's registry and its deadline sweeper.
+    watch: Rc<ReadWatch>,
 }
 
 /// How long a read may wait.
@@ -400,10 +439,10 @@ impl<A: App> Conn<A> {
         io: Transport,
         peer: SocketAddr,
         core: Rc<CoreState<A>>,
-        idle: Rc<Cell<bool>>,
+        watch: Rc<ReadWatch>,
     ) -> Conn<A> {
         Conn {
-            idle,
+            watch,
             io,
             peer,
             core,
@@ -470,9 +509,9 @@ impl<A: App> Conn<A> {
                     if idle && self.core.draining.get() {
                         return Ok(Next::KeepAlive);
                     }
-                    self.idle.set(idle);
+                    self.watch.idle.set(idle);
                     let filled = self.fill(0, Wait::Until(deadline)).await;
-                    self.idle.set(false);
+                    self.watch.idle.set(false);
                     match filled? {
                         Fill::Data => {}
                         Fill::Eof => return Ok(Next::KeepAlive),
@@ -501,15 +540,20 @@ impl<A: App> Conn<A> {
             Wait::Until(deadline) => deadline,
             Wait::For(timeout) => Instant::now() + timeout,
         };
-        let Conn { io, rbuf, .. } = self;
-        match with_deadline(io.read(rbuf.spare(want)), deadline).await {
-            Some(Ok(0)) => Ok(Fill::Eof),
-            Some(Ok(n)) => {
-                rbuf.advance(n);
+        if self.watch.timed_out.get() || Instant::now() >= deadline {
+            return Ok(Fill::TimedOut);
+        }
+        self.watch.deadline.set(Some(deadline));
+        let read = self.io.read(self.rbuf.spare(want)).await;
+        self.watch.deadline.set(None);
+        match read {
+            Ok(0) if self.watch.timed_out.get() => Ok(Fill::TimedOut),
+            Ok(0) => Ok(Fill::Eof),
+            Ok(n) => {
+                self.rbuf.advance(n);
                 Ok(Fill::Data)
             }
-            Some(Err(e)) => Err(e),
-            None => Ok(Fill::TimedOut),
+            Err(e) => Err(e),
         }
     }
 

@@ -441,6 +441,7 @@ where
             return CoreExit::NotStarted;
         }
         glommio::spawn_local(conn::tick_date(state.clone())).detach();
+        glommio::spawn_local(conn::sweep_deadlines(state.clone())).detach();
         serving.store(true, Ordering::SeqCst);
         report(Ok(core));
         drop(report);
