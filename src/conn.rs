@@ -17,7 +17,23 @@
 //! is read and dropped for a short while, so the kernel does not answer it
 //! with a reset that could destroy the response in flight.
 //!
-//! This module owns the accept loop of a core as well.
+//! Deadlines: a read waits at most until its deadline (header, keep-alive
+//! or body timeout), enforced by one sweeper task per core rather than a
+//! timer per read (see [`ReadWatch`]); a write may stall at most the write
+//! timeout (a timer armed only when the socket does not take the bytes at
+//! once).
+//!
+//! This module also owns a core's accept loop (with the `--max-connections`
+//! shedding), its registry of open connections, and the drain at shutdown:
+//! idle keep-alive connections are closed, in-flight requests finish with
+//! `Connection: close`, and what outlives the graceful timeout is cut.
+//!
+//! Transport, measured: with full HTTP parsing on glommio's `TcpStream`
+//! this server runs at 0.87-0.96x the glommio floor server (which parses
+//! nothing) in keep-alive plaintext; a profile of that scenario puts 77 % of
+//! the server's CPU in the kernel (recv/send syscalls and the TCP stack) and
+//! under 5 % in this crate's HTTP code. The next gains are in `transport`
+//! (ring-submitted recv/send), not here.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
