@@ -19,17 +19,26 @@ const TFB_REQUEST: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n
 Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n\
 Connection: keep-alive\r\n\r\n";
 
-/// A browser-like request with a dozen headers.
+/// A small GET, as `curl` sends it.
+const SMALL_GET: &[u8] =
+    b"GET /json HTTP/1.1\r\nHost: localhost:8000\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n";
+
+/// A browser-like request with 15 headers.
 const BROWSER_REQUEST: &[u8] = b"GET /api/v1/items?page=2&sort=name HTTP/1.1\r\n\
 Host: example.com\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n\
 Accept: application/json\r\nAccept-Language: en-US,en;q=0.5\r\nAccept-Encoding: gzip, deflate, br\r\n\
 Referer: https://example.com/items\r\nCookie: session=0123456789abcdef0123456789abcdef; theme=dark\r\n\
 Sec-Fetch-Dest: empty\r\nSec-Fetch-Mode: cors\r\nSec-Fetch-Site: same-origin\r\n\
-Connection: keep-alive\r\nPragma: no-cache\r\nCache-Control: no-cache\r\n\r\n";
+Connection: keep-alive\r\nPragma: no-cache\r\nCache-Control: no-cache\r\n\
+DNT: 1\r\nUpgrade-Insecure-Requests: 1\r\n\r\n";
 
 fn bench_parse_head(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_head");
-    for (name, raw) in [("tfb_plaintext", TFB_REQUEST), ("browser_13_headers", BROWSER_REQUEST)] {
+    for (name, raw) in [
+        ("small_get", SMALL_GET),
+        ("tfb_plaintext", TFB_REQUEST),
+        ("browser_15_headers", BROWSER_REQUEST),
+    ] {
         group.throughput(Throughput::Bytes(raw.len() as u64));
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -37,6 +46,17 @@ fn bench_parse_head(c: &mut Criterion) {
             })
         });
     }
+    let pipelined: Vec<u8> = TFB_REQUEST.repeat(16);
+    group.throughput(Throughput::Bytes(pipelined.len() as u64));
+    group.bench_function("tfb_pipelined_16", |b| {
+        b.iter(|| {
+            let mut at = 0;
+            while let Ok(Some((_, used))) = parse_head(black_box(&pipelined[at..]), &LIMITS) {
+                at += used;
+            }
+            at
+        })
+    });
     group.finish();
 }
 
@@ -62,6 +82,7 @@ fn bench_chunked(c: &mut Criterion) {
 }
 
 fn bench_encode(c: &mut Criterion) {
+    // The per-core cached Date, as the server copies it into every head.
     let date = HttpDate::from_system_time(SystemTime::now());
     let headers = [("content-type", "text/plain")];
     let mut out = Vec::with_capacity(256);

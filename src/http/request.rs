@@ -555,8 +555,7 @@ fn is_valid_host(value: &[u8]) -> bool {
             None => (value, &value[..0]),
         }
     };
-    let reg_name = |b: &u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b);
-    host.iter().all(reg_name) && port.iter().all(u8::is_ascii_digit)
+    host.iter().all(|&b| REG_NAME_BYTES[usize::from(b)]) && port.iter().all(u8::is_ascii_digit)
 }
 
 /// Where the parts of a request target are (offsets into the head).
@@ -609,8 +608,48 @@ fn split_target(target: &str, base: usize, method: Method) -> Result<TargetParts
 /// Bytes a request target may hold (RFC 3986 §2: unreserved, reserved
 /// but `#`, and `%`): printable ASCII but `"<>\^`{|}#`.
 fn is_target_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && !b"\"<>\\^`{|}#".contains(&b)
+    TARGET_BYTES[usize::from(b)]
 }
+
+/// A 256-entry table of the bytes for which `$accept` holds, built at
+/// compile time: these checks run on every byte of every target and host.
+macro_rules! byte_table {
+    (|$b:ident| $accept:expr) => {{
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            table[i] = $accept;
+            i += 1;
+        }
+        table
+    }};
+}
+
+/// [`is_target_byte`] as a table.
+static TARGET_BYTES: [bool; 256] = byte_table!(|b| b.is_ascii_graphic()
+    && !matches!(b, b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}' | b'#'));
+
+/// Bytes of a reg-name or IPv4 address (RFC 3986 §3.2.2).
+static REG_NAME_BYTES: [bool; 256] = byte_table!(|b| b.is_ascii_alphanumeric()
+    || matches!(
+        b,
+        b'-' | b'.'
+            | b'_'
+            | b'~'
+            | b'!'
+            | b'$'
+            | b'&'
+            | b'\''
+            | b'('
+            | b')'
+            | b'*'
+            | b'+'
+            | b','
+            | b';'
+            | b'='
+            | b'%'
+    ));
 
 /// For `http://authority...` or `https://...` (any case), the offset just
 /// past `://`.
