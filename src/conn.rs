@@ -230,14 +230,14 @@ pub(crate) async fn accept_loop<A: App>(
         let watch = Rc::new(ReadWatch::default());
         let entry = ConnEntry { fd: stream.as_raw_fd(), peer, watch: watch.clone() };
         core.connections.borrow_mut().insert(id, entry);
-        glommio::spawn_local(async move {
+        let task = async move {
             let _open = OpenConnection { core: core.clone(), id };
             let conn = Conn::new(Transport::new(stream), peer, core, watch);
             if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
                 error!(%peer, "connection task panicked; connection closed");
             }
-        })
-        .detach();
+        };
+        glommio::spawn_local(task).detach();
     }
 }
 
@@ -305,7 +305,9 @@ async fn shed_connection<A: App>(mut io: Transport, core: Rc<CoreState<A>>) {
     }
     let deadline = Instant::now() + SHED_LINGER;
     if with_deadline(io.write_all(&out), deadline).await.is_some_and(|r| r.is_ok()) {
-        linger(&mut io, deadline).await;
+        out.clear();
+        out.resize(4096, 0);
+        linger(&mut io, &mut out, deadline).await;
     }
 }
 
@@ -331,13 +333,12 @@ async fn with_deadline<T>(future: impl Future<Output = T>, deadline: Instant) ->
 /// (and destroy the response in flight) when it is closed. Bounded by time
 /// only: a client still uploading a refused body may send more than any
 /// byte budget.
-async fn linger(io: &mut Transport, deadline: Instant) {
+async fn linger(io: &mut Transport, scratch: &mut [u8], deadline: Instant) {
     if io.shutdown_write().await.is_err() {
         return;
     }
     let drain = async {
-        let mut scratch = [0u8; 16 << 10];
-        while let Ok(1..) = io.read(&mut scratch).await {
+        while let Ok(1..) = io.read(scratch).await {
             glommio::yield_if_needed().await;
         }
     };
@@ -808,7 +809,8 @@ impl<A: App> Conn<A> {
 
     /// A server-side close: see [`linger`], for [`LINGER`] at most.
     async fn linger_close(mut self) {
-        linger(&mut self.io, Instant::now() + LINGER).await;
+        let scratch = self.rbuf.spare(MIN_READ_BYTES);
+        linger(&mut self.io, scratch, Instant::now() + LINGER).await;
     }
 }
 
