@@ -63,9 +63,9 @@ use crate::sys;
 use crate::transport::Transport;
 
 /// Initial (and resting) size of a connection's read buffer.
-const READ_BUF_BYTES: usize = 8 << 10;
+const READ_BUF_BYTES: usize = 4 << 10;
 /// Fewest free bytes offered to one read.
-const MIN_READ_BYTES: usize = 4 << 10;
+const MIN_READ_BYTES: usize = 2 << 10;
 /// Bodies at least this large are written straight from the response, not
 /// copied into the write buffer.
 const DIRECT_WRITE_BYTES: usize = 64 << 10;
