@@ -34,7 +34,7 @@ pub mod defaults {
     pub const SERVER_HEADER: &str = "uring-serve";
     /// `--max-connections`: open connections per core before new ones are
     /// answered 503 (nginx's `worker_connections` is of this order; each
-    /// idle connection costs about 8 KiB here).
+    /// idle connection costs about 10 KB here, see bench-results).
     pub const MAX_CONNECTIONS: usize = 10_000;
     /// `--blocking-threads`: threads per core. Starlette gives each uvicorn
     /// worker 40; here every core has its own pool, so 16 per core reaches
