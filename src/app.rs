@@ -321,6 +321,13 @@ impl Response {
             .body("service unavailable, retry later\n")
     }
 
+    /// `500 Internal Server Error`: the answer when the application panics.
+    pub fn internal_error() -> Response {
+        Response::new(500)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body("internal server error\n")
+    }
+
     /// Adds a header. Names and values are checked when the response is
     /// sent: one with CR, LF or another control byte turns the response into
     /// a 500 rather than reach the wire.

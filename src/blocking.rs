@@ -63,9 +63,7 @@ impl From<BlockingError> for Response {
     fn from(error: BlockingError) -> Response {
         match error {
             BlockingError::Overloaded => Response::service_unavailable(),
-            BlockingError::Panicked => Response::new(500)
-                .header("content-type", "text/plain; charset=utf-8")
-                .body("internal server error\n"),
+            BlockingError::Panicked => Response::internal_error(),
         }
     }
 }

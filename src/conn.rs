@@ -38,7 +38,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::AssertUnwindSafe;
@@ -328,6 +328,16 @@ async fn with_deadline<T>(future: impl Future<Output = T>, deadline: Instant) ->
     futures_lite::future::or(async { Some(future.await) }, timer).await
 }
 
+/// [`with_deadline`] `timeout` after the future first waits: no clock is
+/// read when it completes at once.
+async fn with_timeout<T>(future: impl Future<Output = T>, timeout: Duration) -> Option<T> {
+    let timer = async {
+        glommio::timer::sleep(timeout).await;
+        None
+    };
+    futures_lite::future::or(async { Some(future.await) }, timer).await
+}
+
 /// Shuts the sending half, then reads and drops what the client still
 /// sends until `deadline`, so the kernel does not reset the connection
 /// (and destroy the response in flight) when it is closed. Bounded by time
@@ -492,7 +502,6 @@ impl<A: App> Conn<A> {
                         return Ok(Next::Close);
                     }
                     self.served_any = true;
-                    self.idle_since = Instant::now();
                     self.rbuf.shrink();
                     if self.wbuf.len() >= WRITE_HIGH_WATER {
                         self.flush().await?;
@@ -506,6 +515,9 @@ impl<A: App> Conn<A> {
                     // or header time: flush first, then start counting.
                     if !self.wbuf.is_empty() {
                         self.flush().await?;
+                    }
+                    if self.served_any && self.rbuf.filled().is_empty() {
+                        // Idle from now until the next request.
                         self.idle_since = Instant::now();
                     }
                     let timeouts = self.core.timeouts;
@@ -553,11 +565,12 @@ impl<A: App> Conn<A> {
     /// Flushes pending responses, then reads more, waiting as `wait` says.
     async fn fill(&mut self, want: usize, wait: Wait) -> io::Result<Fill> {
         self.flush().await?;
+        let now = Instant::now();
         let deadline = match wait {
             Wait::Until(deadline) => deadline,
-            Wait::For(timeout) => Instant::now() + timeout,
+            Wait::For(timeout) => now + timeout,
         };
-        if self.watch.timed_out.get() || Instant::now() >= deadline {
+        if self.watch.timed_out.get() || now >= deadline {
             return Ok(Fill::TimedOut);
         }
         self.watch.deadline.set(Some(deadline));
@@ -600,10 +613,10 @@ impl<A: App> Conn<A> {
 
     async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
         let is_head = head.method() == Method::Head;
+        let http10 = head.version() == Version::Http10;
         let Some(_permit) = self.core.admission.try_admit() else {
             // Over --limit-concurrency: shed before reading the body.
             self.core.metrics.requests_shed.inc();
-            let http10 = head.version() == Version::Http10;
             return self.respond(Response::service_unavailable(), is_head, http10, false).await;
         };
         let body = match self.read_body(&head).await? {
@@ -619,7 +632,6 @@ impl<A: App> Conn<A> {
             }
         };
         self.core.metrics.requests.inc();
-        let http10 = head.version() == Version::Http10;
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer);
         let (response, keep_alive) = match self.call_app(request).await {
@@ -636,7 +648,7 @@ impl<A: App> Conn<A> {
             None => {
                 self.core.metrics.app_panics.inc();
                 error!(peer = %self.peer, "application panicked; answered 500");
-                (plain_response(500, "internal server error\n"), false)
+                (Response::internal_error(), false)
             }
         };
         // A request that was running when the core began to drain is the
@@ -782,7 +794,8 @@ impl<A: App> Conn<A> {
                 Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
                 Ok(Some(Ok(chunk))) => {
                     if chunked {
-                        self.wbuf.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                        // Writing into a Vec cannot fail.
+                        let _ = write!(self.wbuf, "{:x}\r\n", chunk.len());
                         self.wbuf.extend_from_slice(&chunk);
                         self.wbuf.extend_from_slice(b"\r\n");
                     } else {
@@ -843,7 +856,7 @@ fn checked(response: Response) -> Response {
             status = response.status(),
             "application sent an invalid status or header; answered 500"
         );
-        plain_response(500, "internal server error\n")
+        Response::internal_error()
     }
 }
 
@@ -851,7 +864,7 @@ fn checked(response: Response) -> Response {
 /// takes nothing for `stall` (a slow but reading client is never cut off).
 async fn write_within(io: &mut Transport, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
     while !bytes.is_empty() {
-        match with_deadline(io.write(bytes), Instant::now() + stall).await {
+        match with_timeout(io.write(bytes), stall).await {
             Some(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
             Some(Ok(n)) => bytes = &bytes[n..],
             Some(Err(e)) => return Err(e),
@@ -864,8 +877,7 @@ async fn write_within(io: &mut Transport, mut bytes: &[u8], stall: Duration) -> 
 /// Whether unparseable bytes at least start like a HEAD request, so its
 /// refusal carries no body.
 fn is_head_request(buf: &[u8]) -> bool {
-    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
-    buf[start..].starts_with(b"HEAD ")
+    http::skip_empty_lines(buf).starts_with(b"HEAD ")
 }
 
 fn plain_response(status: u16, body: impl Into<Body>) -> Response {

@@ -99,7 +99,7 @@ pub(crate) fn ensure_memlock(needed: u64) -> Result<(), String> {
     }
     if limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < needed {
         return Err(format!(
-            "the locked-memory limit is {} KiB, {} KiB are needed for the chosen cores \
+            "the locked-memory limit is {} KiB, {} KiB are needed for each core's rings \
              (raise `ulimit -l`, or LimitMEMLOCK= in a systemd unit)",
             limit.rlim_cur / 1024,
             needed / 1024

@@ -18,6 +18,7 @@ mod response;
 
 pub use body::{ChunkedDecoder, DecodeStatus};
 pub use date::HttpDate;
+pub(crate) use request::skip_empty_lines;
 pub use request::{
     parse_head, BodyFraming, Limits, Method, ParseError, RequestHead, Version, MAX_HEADERS_CAP,
 };

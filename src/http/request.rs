@@ -290,7 +290,8 @@ fn httparse_reason(e: httparse::Error) -> &'static str {
     }
 }
 
-fn skip_empty_lines(buf: &[u8]) -> &[u8] {
+/// `buf` without the empty lines a request may start with (RFC 9112 §2.2).
+pub(crate) fn skip_empty_lines(buf: &[u8]) -> &[u8] {
     let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
     &buf[start..]
 }
@@ -516,7 +517,7 @@ fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
 
 /// Elements of a comma-separated list, trimmed, empty elements skipped
 /// (RFC 9110 §5.6.1).
-fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(trim_ows).filter(|e| !e.is_empty())
 }
 

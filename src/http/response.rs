@@ -17,15 +17,16 @@ pub enum ResponseFraming {
     /// No length: the body ends when the connection closes (a streamed body
     /// for an HTTP/1.0 client).
     CloseDelimited,
-    /// Neither header: 1xx, 204 and 304 responses (RFC 9110 §8.6), and
-    /// a HEAD response to a streamed body.
+    /// Neither header: 1xx, 204 and 304 responses (RFC 9110 §8.6), and a
+    /// HEAD response whose body is streamed or was not produced.
     None,
 }
 
 /// Everything needed to serialise one response head.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseHead<'a> {
-    /// Status code, 100..=999.
+    /// Status code (the server sends 200..=599 from applications, and its
+    /// own 4xx/5xx).
     pub status: u16,
     /// Body framing.
     pub framing: ResponseFraming,
@@ -57,11 +58,15 @@ impl ResponseHead<'_> {
         out.extend_from_slice(reason_phrase(self.status).as_bytes());
         out.extend_from_slice(b"\r\n");
 
-        let has = |name: &str| headers.clone().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        if let Some(server) = self.server.filter(|_| !has("server")) {
+        let (mut has_server, mut has_date) = (false, false);
+        for (name, _) in headers.clone() {
+            has_server |= name.eq_ignore_ascii_case("server");
+            has_date |= name.eq_ignore_ascii_case("date");
+        }
+        if let Some(server) = self.server.filter(|_| !has_server) {
             put(out, "Server", server.as_bytes());
         }
-        if !has("date") {
+        if !has_date {
             put(out, "Date", self.date.as_bytes());
         }
         for (name, value) in headers {
