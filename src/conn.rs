@@ -157,6 +157,30 @@ impl<A: App> CoreState<A> {
     }
 }
 
+impl<A> CoreState<A> {
+    /// Serialises the head of `response` with this core's `Date` and
+    /// `Server` values.
+    fn encode_head(
+        &self,
+        response: &Response,
+        framing: ResponseFraming,
+        keep_alive: bool,
+        http10: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let date = self.date.get();
+        let head = ResponseHead {
+            status: response.status(),
+            framing,
+            keep_alive,
+            http10,
+            date: &date,
+            server: self.server_header.as_deref(),
+        };
+        head.encode(response.headers(), out);
+    }
+}
+
 /// Re-renders the core's `Date` value at every turn of the second.
 pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
     loop {
@@ -290,16 +314,11 @@ pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
 async fn shed_connection<A: App>(mut io: Transport, core: Rc<CoreState<A>>) {
     let mut out = Vec::with_capacity(256);
     let response = Response::service_unavailable();
-    let date = core.date.get();
-    let head = ResponseHead {
-        status: 503,
-        framing: ResponseFraming::Length(response_len(&response)),
-        keep_alive: false,
-        http10: false,
-        date: &date,
-        server: core.server_header.as_deref(),
+    let body_len = match response.body_ref() {
+        Body::Full(bytes) => bytes.len() as u64,
+        _ => 0,
     };
-    head.encode(response.headers(), &mut out);
+    core.encode_head(&response, ResponseFraming::Length(body_len), false, false, &mut out);
     if let Body::Full(body) = response.into_body() {
         out.extend_from_slice(&body);
     }
@@ -308,13 +327,6 @@ async fn shed_connection<A: App>(mut io: Transport, core: Rc<CoreState<A>>) {
         out.clear();
         out.resize(4096, 0);
         linger(&mut io, &mut out, deadline).await;
-    }
-}
-
-fn response_len(response: &Response) -> u64 {
-    match response.body_ref() {
-        Body::Full(bytes) => bytes.len() as u64,
-        _ => 0,
     }
 }
 
@@ -751,16 +763,7 @@ impl<A: App> Conn<A> {
             BodyKind::Stream if http10 => (ResponseFraming::CloseDelimited, false),
             BodyKind::Stream => (ResponseFraming::Chunked, keep_alive),
         };
-        let date = self.core.date.get();
-        let head = ResponseHead {
-            status,
-            framing,
-            keep_alive,
-            http10,
-            date: &date,
-            server: self.core.server_header.as_deref(),
-        };
-        head.encode(response.headers(), &mut self.wbuf);
+        self.core.encode_head(&response, framing, keep_alive, http10, &mut self.wbuf);
         let next = if keep_alive { Next::KeepAlive } else { Next::Close };
         if is_head || no_body {
             return Ok(next);
