@@ -58,6 +58,7 @@ use crate::http::{
     RequestHead, ResponseFraming, ResponseHead, Version,
 };
 use crate::metrics::CoreMetrics;
+use crate::ring::{OpBuf, Ring};
 use crate::runtime::ShutdownSignal;
 use crate::sys;
 use crate::transport::Transport;
@@ -84,6 +85,8 @@ const WRITE_HIGH_WATER: usize = 64 << 10;
 pub(crate) struct CoreState<A> {
     pub(crate) app: A,
     pub(crate) cx: Context,
+    /// The socket ring every connection of the core does its I/O on.
+    ring: Rc<Ring>,
     limits: Limits,
     server_header: Option<String>,
     date: Cell<HttpDate>,
@@ -134,10 +137,17 @@ struct Timeouts {
 }
 
 impl<A: App> CoreState<A> {
-    pub(crate) fn new(app: A, cx: Context, config: &Config, metrics: Arc<CoreMetrics>) -> Self {
+    pub(crate) fn new(
+        app: A,
+        cx: Context,
+        config: &Config,
+        metrics: Arc<CoreMetrics>,
+        ring: Rc<Ring>,
+    ) -> Self {
         CoreState {
             app,
             cx,
+            ring,
             limits: config.limits(),
             server_header: config.server_header.clone(),
             date: Cell::new(HttpDate::from_system_time(SystemTime::now())),
@@ -245,7 +255,8 @@ pub(crate) async fn accept_loop<A: App>(
         let core = core.clone();
         if metrics.connections_open.get() >= core.max_connections {
             metrics.connections_shed.inc();
-            glommio::spawn_local(shed_connection(Transport::new(stream), core)).detach();
+            glommio::spawn_local(shed_connection(Transport::new(stream, core.ring.clone()), core))
+                .detach();
             continue;
         }
         metrics.connections_open.inc();
@@ -256,7 +267,8 @@ pub(crate) async fn accept_loop<A: App>(
         core.connections.borrow_mut().insert(id, entry);
         let task = async move {
             let _open = OpenConnection { core: core.clone(), id };
-            let conn = Conn::new(Transport::new(stream), peer, core, watch);
+            let io = Transport::new(stream, core.ring.clone());
+            let conn = Conn::new(io, peer, core, watch);
             if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
                 error!(%peer, "connection task panicked; connection closed");
             }
@@ -323,7 +335,8 @@ async fn shed_connection<A: App>(mut io: Transport, core: Rc<CoreState<A>>) {
         out.extend_from_slice(&body);
     }
     let deadline = Instant::now() + SHED_LINGER;
-    if with_deadline(io.write_all(&out), deadline).await.is_some_and(|r| r.is_ok()) {
+    let stall = deadline.saturating_duration_since(Instant::now());
+    if let (Ok(()), OpBuf::Vec(mut out)) = write_within(&mut io, OpBuf::Vec(out), stall).await {
         out.clear();
         out.resize(4096, 0);
         linger(&mut io, &mut out, deadline).await;
@@ -355,12 +368,12 @@ async fn with_timeout<T>(future: impl Future<Output = T>, timeout: Duration) -> 
 /// (and destroy the response in flight) when it is closed. Bounded by time
 /// only: a client still uploading a refused body may send more than any
 /// byte budget.
-async fn linger(io: &mut Transport, scratch: &mut [u8], deadline: Instant) {
-    if io.shutdown_write().await.is_err() {
+async fn linger(io: &mut Transport, scratch: &mut Vec<u8>, deadline: Instant) {
+    if io.shutdown_write().is_err() {
         return;
     }
     let drain = async {
-        while let Ok(1..) = io.read(scratch).await {
+        while let Ok(1..) = io.read(scratch, 0).await {
             glommio::yield_if_needed().await;
         }
     };
@@ -391,9 +404,9 @@ impl ReadBuf {
         }
     }
 
-    /// Free space for a read of at least `want` bytes (at most
-    /// [`MAX_READ_GROWTH`] more than the buffer holds).
-    fn spare(&mut self, want: usize) -> &mut [u8] {
+    /// Makes free space for a read of at least `want` bytes (at most
+    /// [`MAX_READ_GROWTH`] more than the buffer holds) after `end`.
+    fn reserve(&mut self, want: usize) {
         let want = want.clamp(MIN_READ_BYTES, MAX_READ_GROWTH);
         if self.buf.len() - self.end < want && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -404,7 +417,6 @@ impl ReadBuf {
             let grown = (self.buf.len() * 2).max(self.end + want);
             self.buf.resize(grown, 0);
         }
-        &mut self.buf[self.end..]
     }
 
     fn advance(&mut self, n: usize) {
@@ -586,7 +598,8 @@ impl<A: App> Conn<A> {
             return Ok(Fill::TimedOut);
         }
         self.watch.deadline.set(Some(deadline));
-        let read = self.io.read(self.rbuf.spare(want)).await;
+        self.rbuf.reserve(want);
+        let read = self.io.read(&mut self.rbuf.buf, self.rbuf.end).await;
         self.watch.deadline.set(None);
         match read {
             Ok(0) if self.watch.timed_out.get() => Ok(Fill::TimedOut),
@@ -603,11 +616,14 @@ impl<A: App> Conn<A> {
     /// within the write timeout loses the connection.
     async fn flush(&mut self) -> io::Result<()> {
         if !self.wbuf.is_empty() {
-            let Conn { io, wbuf, core, .. } = self;
-            let result = write_within(io, wbuf, core.timeouts.write).await;
-            self.wbuf.clear();
-            if self.wbuf.capacity() > WRITE_HIGH_WATER * 2 {
-                self.wbuf = Vec::new();
+            let pending = OpBuf::Vec(std::mem::take(&mut self.wbuf));
+            let (result, back) =
+                write_within(&mut self.io, pending, self.core.timeouts.write).await;
+            if let OpBuf::Vec(mut back) = back {
+                back.clear();
+                if back.capacity() <= WRITE_HIGH_WATER * 2 {
+                    self.wbuf = back;
+                }
             }
             result?;
         }
@@ -772,7 +788,8 @@ impl<A: App> Conn<A> {
             Body::Empty => Ok(next),
             Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
                 self.flush().await?;
-                write_within(&mut self.io, &bytes, self.core.timeouts.write).await?;
+                let stall = self.core.timeouts.write;
+                write_within(&mut self.io, OpBuf::Bytes(bytes), stall).await.0?;
                 Ok(next)
             }
             Body::Full(bytes) => {
@@ -825,8 +842,7 @@ impl<A: App> Conn<A> {
 
     /// A server-side close: see [`linger`], for [`LINGER`] at most.
     async fn linger_close(mut self) {
-        let scratch = self.rbuf.spare(MIN_READ_BYTES);
-        linger(&mut self.io, scratch, Instant::now() + LINGER).await;
+        linger(&mut self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
     }
 }
 
@@ -863,18 +879,26 @@ fn checked(response: Response) -> Response {
     }
 }
 
-/// Writes all of `bytes`; the write fails with `TimedOut` when the client
-/// takes nothing for `stall` (a slow but reading client is never cut off).
-async fn write_within(io: &mut Transport, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match with_timeout(io.write(bytes), stall).await {
-            Some(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Some(Ok(n)) => bytes = &bytes[n..],
-            Some(Err(e)) => return Err(e),
-            None => return Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled")),
+/// Writes all of `data`, and gives it back; the write fails with `TimedOut`
+/// when the client takes nothing for `stall` (a slow but reading client is
+/// never cut off).
+async fn write_within(io: &mut Transport, data: OpBuf, stall: Duration) -> (io::Result<()>, OpBuf) {
+    let len = data.len();
+    let mut data = data;
+    let mut at = 0;
+    while at < len {
+        let Some((result, back)) = with_timeout(io.write(data, at), stall).await else {
+            let stalled = io::Error::new(io::ErrorKind::TimedOut, "response write stalled");
+            return (Err(stalled), OpBuf::None);
+        };
+        data = back;
+        match result {
+            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
+            Ok(n) => at += n,
+            Err(e) => return (Err(e), data),
         }
     }
-    Ok(())
+    (Ok(()), data)
 }
 
 /// Whether unparseable bytes at least start like a HEAD request, so its

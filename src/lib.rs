@@ -49,6 +49,7 @@ pub mod cores;
 pub mod http;
 mod listener;
 mod metrics;
+mod ring;
 mod runtime;
 mod sys;
 mod transport;

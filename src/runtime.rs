@@ -31,6 +31,7 @@ use crate::config::{Config, ConfigError};
 use crate::conn::{self, CoreState};
 use crate::cores::{self, CoreId, Cores, CoresError};
 use crate::metrics::{CoreMetrics, Metrics};
+use crate::ring::{self, Ring};
 use crate::{listener, sys};
 
 /// Memory each executor registers with its rings. The runtime does no
@@ -432,10 +433,19 @@ where
                 return CoreExit::NotStarted;
             }
         };
+        let ring = match Ring::new() {
+            Ok(ring) => ring,
+            Err(e) => {
+                let reason = format!("cannot set up the socket ring: {e}");
+                report(Err(StartError::Executor { core, reason }));
+                return CoreExit::NotStarted;
+            }
+        };
+        glommio::spawn_local(ring::drive(ring.clone())).detach();
         let pool = BlockingPool::new(config.blocking_threads, config.blocking_queue);
         let cx = Context::new(core, pool, start.metrics.clone());
         let app = (start.factory)(core);
-        let state = Rc::new(CoreState::new(app, cx, &config, start.metrics.clone()));
+        let state = Rc::new(CoreState::new(app, cx, &config, start.metrics.clone(), ring));
         if let Err(error) = state.app.on_start(&state.cx).await {
             report(Err(StartError::AppStart { core, error }));
             return CoreExit::NotStarted;

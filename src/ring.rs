@@ -1,0 +1,405 @@
+//! A core's socket ring: a second io_uring, next to glommio's own, on which
+//! connections submit their `recv` and `send` as ring operations.
+//!
+//! glommio 0.9 reads and writes sockets with plain syscalls and uses its
+//! ring only to wait for readiness: two or three syscalls per request. Here
+//! every connection queues its operations on this ring and one task per
+//! core, [`drive`], submits all of them and reaps all completions with one
+//! `io_uring_enter` per turn of the executor. glommio stays the executor:
+//! timers, tasks, placement and the blocking pool are its.
+//!
+//! Waking up: the ring is set up `SINGLE_ISSUER | DEFER_TASKRUN` where the
+//! kernel allows it (completions are then produced only when the driver
+//! enters, in one batch, on this thread), with an eventfd registered on it.
+//! While the driver runs, the eventfd is switched off (a flag in the shared
+//! CQ ring, no syscall); when a turn completes nothing, the driver switches
+//! it on and sleeps on a read of the eventfd submitted through glommio's
+//! ring, so the core sleeps in glommio's one `io_uring_enter` and wakes for
+//! whichever ring has work. A connection that queues an operation while the
+//! driver sleeps wakes it directly.
+//!
+//! Memory the kernel may write to or read from stays valid until the
+//! operation's completion: an operation owns its buffer, and one whose
+//! future is dropped early is cancelled and keeps the buffer until the
+//! kernel is done with it.
+//!
+//! What this module does not do: HTTP, deadlines (the connection's sweeper
+//! shuts a socket's read side, which completes its pending `recv`), accept
+//! (glommio's listener accepts; one syscall per connection, not per request).
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{fence, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use glommio::io::BufferedFile;
+use io_uring::{opcode, squeue, types, IoUring};
+use tracing::{debug, warn};
+
+/// Submission queue entries; the completion queue is twice as large, and
+/// the kernel keeps completions that overflow it (IORING_FEAT_NODROP).
+const RING_ENTRIES: u32 = 1024;
+/// `user_data` of operations whose completion nobody waits for (cancels).
+const DETACHED: u64 = u64::MAX;
+/// io_uring_enter flag: run deferred work and reap completions.
+const ENTER_GETEVENTS: u32 = 1;
+
+/// The memory an operation hands to the kernel.
+pub(crate) enum OpBuf {
+    None,
+    /// `recv` target, or `send` source.
+    Vec(Vec<u8>),
+    /// `send` source.
+    Bytes(Cow<'static, [u8]>),
+}
+
+impl OpBuf {
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            OpBuf::None => &[],
+            OpBuf::Vec(v) => v,
+            OpBuf::Bytes(b) => b,
+        }
+    }
+}
+
+/// One operation's place in the ring's table; its index is the operation's
+/// `user_data`.
+struct Slot {
+    state: SlotState,
+    waker: Option<Waker>,
+    buf: OpBuf,
+}
+
+enum SlotState {
+    Free,
+    Pending,
+    /// Its future was dropped: the slot is freed when the completion comes.
+    Abandoned,
+    Done(i32),
+}
+
+struct RingInner {
+    uring: IoUring,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+}
+
+/// A core's socket ring. Lives on one executor thread (`Rc`).
+pub(crate) struct Ring {
+    inner: RefCell<RingInner>,
+    eventfd: OwnedFd,
+    /// The driver's waker while it sleeps.
+    sleeping: Cell<Option<Waker>>,
+    /// Set when an operation was queued while the driver slept.
+    kicked: Cell<bool>,
+    /// How the ring was set up, for the start-up log.
+    setup: &'static str,
+}
+
+impl Ring {
+    /// Sets the ring up on the calling thread (the core's executor thread,
+    /// its only submitter).
+    pub(crate) fn new() -> io::Result<Rc<Ring>> {
+        let (uring, setup) = build_uring()?;
+        let eventfd = new_eventfd()?;
+        let mut uring = uring;
+        uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        uring.completion().disable_eventfd();
+        let ring = Ring {
+            inner: RefCell::new(RingInner { uring, slots: Vec::new(), free: Vec::new() }),
+            eventfd,
+            sleeping: Cell::new(None),
+            kicked: Cell::new(false),
+            setup,
+        };
+        Ok(Rc::new(ring))
+    }
+
+    /// Receives into `buf[at..]`; the buffer comes back with the result.
+    pub(crate) fn recv(&self, fd: RawFd, buf: Vec<u8>, at: usize) -> Op<'_> {
+        let len = buf.len().saturating_sub(at);
+        self.start(OpBuf::Vec(buf), |data| {
+            // `at` is within the buffer (len is 0 otherwise).
+            let ptr = data.as_ptr().wrapping_add(at.min(data.len())).cast_mut();
+            opcode::Recv::new(types::Fd(fd), ptr, len as u32).build()
+        })
+    }
+
+    /// Sends `buf[at..]` (what the socket takes: the count may be short).
+    pub(crate) fn send(&self, fd: RawFd, buf: OpBuf, at: usize) -> Op<'_> {
+        self.start(buf, |data| {
+            let rest = &data[at.min(data.len())..];
+            let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+            opcode::Send::new(types::Fd(fd), rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
+        })
+    }
+
+    fn start(&self, buf: OpBuf, entry: impl FnOnce(&[u8]) -> squeue::Entry) -> Op<'_> {
+        let mut inner = self.inner.borrow_mut();
+        let slot = match inner.free.pop() {
+            Some(slot) => slot,
+            None => {
+                inner.slots.push(Slot { state: SlotState::Free, waker: None, buf: OpBuf::None });
+                (inner.slots.len() - 1) as u32
+            }
+        };
+        let s = &mut inner.slots[slot as usize];
+        s.state = SlotState::Pending;
+        s.buf = buf;
+        // The entry points into the slot's buffer, whose heap memory does not
+        // move while the slot holds it.
+        let entry = entry(s.buf.as_slice()).user_data(u64::from(slot));
+        inner.push(&entry);
+        drop(inner);
+        self.wake_driver();
+        Op { ring: self, slot, finished: false }
+    }
+
+    /// Queues the cancellation of an operation whose future was dropped.
+    fn abandon(&self, slot: u32) {
+        let mut inner = self.inner.borrow_mut();
+        let s = &mut inner.slots[slot as usize];
+        match s.state {
+            SlotState::Pending => {
+                s.state = SlotState::Abandoned;
+                s.waker = None;
+                let cancel = opcode::AsyncCancel::new(u64::from(slot)).build().user_data(DETACHED);
+                inner.push(&cancel);
+                drop(inner);
+                self.wake_driver();
+            }
+            // Completed but never looked at: nothing is in flight.
+            SlotState::Done(_) => inner.release(slot),
+            SlotState::Free | SlotState::Abandoned => {}
+        }
+    }
+
+    fn wake_driver(&self) {
+        if let Some(waker) = self.sleeping.take() {
+            self.kicked.set(true);
+            waker.wake();
+        }
+    }
+
+    /// Submits what is queued, runs the kernel's deferred work and reaps
+    /// every completion. Returns how many operations completed for a
+    /// waiting future.
+    fn turn(&self) -> usize {
+        let mut inner = self.inner.borrow_mut();
+        let inner = &mut *inner;
+        let to_submit = inner.uring.submission().len() as u32;
+        // SAFETY: no argument is passed; the queued entries point into
+        // buffers their slots own until completion.
+        let entered = unsafe {
+            inner.uring.submitter().enter::<libc::sigset_t>(to_submit, 0, ENTER_GETEVENTS, None)
+        };
+        if let Err(e) = entered {
+            // EINTR, or EBUSY while the kernel holds overflowed completions:
+            // reaping below makes room, the next turn submits.
+            if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) {
+                warn!("socket ring: io_uring_enter failed: {e}");
+            }
+        }
+        let mut completed = 0;
+        let mut cq = inner.uring.completion();
+        cq.sync();
+        let slots = &mut inner.slots;
+        let free = &mut inner.free;
+        for cqe in &mut cq {
+            let user_data = cqe.user_data();
+            if user_data == DETACHED {
+                continue;
+            }
+            let Some(slot) = slots.get_mut(user_data as usize) else { continue };
+            match slot.state {
+                SlotState::Pending => {
+                    slot.state = SlotState::Done(cqe.result());
+                    if let Some(waker) = slot.waker.take() {
+                        waker.wake();
+                        completed += 1;
+                    }
+                }
+                SlotState::Abandoned => {
+                    slot.state = SlotState::Free;
+                    slot.buf = OpBuf::None;
+                    free.push(user_data as u32);
+                }
+                SlotState::Free | SlotState::Done(_) => {}
+            }
+        }
+        completed
+    }
+
+    /// Whether the kernel has completions or deferred work waiting, read
+    /// from the shared ring without a syscall.
+    fn has_work(&self) -> bool {
+        let mut inner = self.inner.borrow_mut();
+        let taskrun = inner.uring.submission().taskrun();
+        let queued = !inner.uring.submission().is_empty();
+        taskrun || queued || !inner.uring.completion().is_empty()
+    }
+
+    fn set_eventfd(&self, on: bool) {
+        let mut inner = self.inner.borrow_mut();
+        let cq = inner.uring.completion();
+        if on {
+            cq.enable_eventfd();
+        } else {
+            cq.disable_eventfd();
+        }
+    }
+}
+
+impl RingInner {
+    fn push(&mut self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: the entry's buffer is owned by its slot until the
+            // operation completes (see `Ring::start`).
+            if unsafe { self.uring.submission().push(entry) }.is_ok() {
+                return;
+            }
+            // Full: hand what is queued to the kernel and retry.
+            if let Err(e) = self.uring.submit() {
+                if e.raw_os_error() != Some(libc::EINTR) {
+                    warn!("socket ring: submission failed: {e}");
+                }
+            }
+        }
+    }
+
+    fn release(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        s.state = SlotState::Free;
+        s.buf = OpBuf::None;
+        s.waker = None;
+        self.free.push(slot);
+    }
+}
+
+/// An operation in flight; resolves to the kernel's result (a byte count,
+/// or `-errno`) and the operation's buffer.
+pub(crate) struct Op<'a> {
+    ring: &'a Ring,
+    slot: u32,
+    finished: bool,
+}
+
+impl Future for Op<'_> {
+    type Output = (io::Result<usize>, OpBuf);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.ring.inner.borrow_mut();
+        let s = &mut inner.slots[self.slot as usize];
+        match s.state {
+            SlotState::Done(res) => {
+                let buf = std::mem::replace(&mut s.buf, OpBuf::None);
+                inner.release(self.slot);
+                drop(inner);
+                self.finished = true;
+                let result = if res < 0 {
+                    Err(io::Error::from_raw_os_error(-res))
+                } else {
+                    Ok(res as usize)
+                };
+                Poll::Ready((result, buf))
+            }
+            _ => {
+                match &mut s.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    waker => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Drop for Op<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.ring.abandon(self.slot);
+        }
+    }
+}
+
+/// The core's ring driver: submits and reaps in turns while connections
+/// have work, sleeps through glommio when none has.
+pub(crate) async fn drive(ring: Rc<Ring>) {
+    debug!(setup = ring.setup, "socket ring started");
+    let Ok(dup) = ring.eventfd.try_clone() else {
+        warn!("socket ring: cannot duplicate its eventfd; the core cannot serve");
+        return;
+    };
+    // SAFETY: `dup` is an eventfd this file takes sole ownership of.
+    let wakeup = unsafe { BufferedFile::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(dup)) };
+    let mut pending_read = None;
+    loop {
+        if ring.turn() > 0 {
+            // Let the woken connections run (they queue their next
+            // operations), then submit those in the next turn.
+            futures_lite::future::yield_now().await;
+            continue;
+        }
+        ring.set_eventfd(true);
+        // Pairs with the kernel's barrier between flagging deferred work
+        // and reading whether the eventfd is enabled.
+        fence(Ordering::SeqCst);
+        if !ring.has_work() {
+            poll_fn(|cx| {
+                if ring.kicked.take() {
+                    return Poll::Ready(());
+                }
+                let read = pending_read.get_or_insert_with(|| Box::pin(wakeup.read_at(0, 8)));
+                if let Poll::Ready(result) = read.as_mut().poll(cx) {
+                    pending_read = None;
+                    if let Err(e) = result {
+                        warn!("socket ring: eventfd read failed: {e}");
+                    }
+                    return Poll::Ready(());
+                }
+                ring.sleeping.set(Some(cx.waker().clone()));
+                Poll::Pending
+            })
+            .await;
+            ring.sleeping.set(None);
+        }
+        ring.set_eventfd(false);
+    }
+}
+
+fn build_uring() -> io::Result<(IoUring, &'static str)> {
+    let deferred = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_taskrun_flag()
+        .setup_cqsize(RING_ENTRIES * 2)
+        .build(RING_ENTRIES);
+    match deferred {
+        Ok(uring) => Ok((uring, "single issuer, deferred task work")),
+        Err(e) => {
+            debug!("socket ring: deferred task work unavailable ({e}); plain setup");
+            let uring = IoUring::builder().setup_cqsize(RING_ENTRIES * 2).build(RING_ENTRIES)?;
+            Ok((uring, "plain"))
+        }
+    }
+}
+
+fn new_eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; the result is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
