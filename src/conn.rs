@@ -323,7 +323,7 @@ pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
 
 /// Answers a connection over `--max-connections` with 503 and closes it:
 /// the client learns why, instead of a reset or an unbounded wait.
-async fn shed_connection<A: App>(mut io: Transport, core: Rc<CoreState<A>>) {
+async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
     let mut out = Vec::with_capacity(256);
     let response = Response::service_unavailable();
     let body_len = match response.body_ref() {
@@ -336,10 +336,10 @@ async fn shed_connection<A: App>(mut io: Transport, core: Rc<CoreState<A>>) {
     }
     let deadline = Instant::now() + SHED_LINGER;
     let stall = deadline.saturating_duration_since(Instant::now());
-    if let (Ok(()), OpBuf::Vec(mut out)) = write_within(&mut io, OpBuf::Vec(out), stall).await {
+    if let (Ok(()), OpBuf::Vec(mut out)) = write_within(&io, OpBuf::Vec(out), stall).await {
         out.clear();
         out.resize(4096, 0);
-        linger(&mut io, &mut out, deadline).await;
+        linger(&io, &mut out, deadline).await;
     }
 }
 
@@ -368,7 +368,7 @@ async fn with_timeout<T>(future: impl Future<Output = T>, timeout: Duration) -> 
 /// (and destroy the response in flight) when it is closed. Bounded by time
 /// only: a client still uploading a refused body may send more than any
 /// byte budget.
-async fn linger(io: &mut Transport, scratch: &mut Vec<u8>, deadline: Instant) {
+async fn linger(io: &Transport, scratch: &mut Vec<u8>, deadline: Instant) {
     if io.shutdown_write().is_err() {
         return;
     }
@@ -587,25 +587,40 @@ impl<A: App> Conn<A> {
     }
 
     /// Flushes pending responses, then reads more, waiting as `wait` says.
+    ///
+    /// The receive is queued before the responses are written, so both
+    /// reach the kernel in one submission; its deadline starts once they
+    /// are written.
     async fn fill(&mut self, want: usize, wait: Wait) -> io::Result<Fill> {
-        self.flush().await?;
+        if self.watch.timed_out.get() {
+            return Ok(Fill::TimedOut);
+        }
+        self.rbuf.reserve(want);
+        let Conn { io, rbuf, wbuf, core, watch, .. } = self;
+        let read = io.read(&mut rbuf.buf, rbuf.end);
+        if let Err(e) = write_pending(io, wbuf, core.timeouts.write).await {
+            let _ = read.cancel().await;
+            return Err(e);
+        }
         let now = Instant::now();
         let deadline = match wait {
             Wait::Until(deadline) => deadline,
             Wait::For(timeout) => now + timeout,
         };
-        if self.watch.timed_out.get() || now >= deadline {
+        if now >= deadline {
+            if let Ok(n) = read.cancel().await {
+                rbuf.advance(n);
+            }
             return Ok(Fill::TimedOut);
         }
-        self.watch.deadline.set(Some(deadline));
-        self.rbuf.reserve(want);
-        let read = self.io.read(&mut self.rbuf.buf, self.rbuf.end).await;
-        self.watch.deadline.set(None);
-        match read {
-            Ok(0) if self.watch.timed_out.get() => Ok(Fill::TimedOut),
+        watch.deadline.set(Some(deadline));
+        let result = read.await;
+        watch.deadline.set(None);
+        match result {
+            Ok(0) if watch.timed_out.get() => Ok(Fill::TimedOut),
             Ok(0) => Ok(Fill::Eof),
             Ok(n) => {
-                self.rbuf.advance(n);
+                rbuf.advance(n);
                 Ok(Fill::Data)
             }
             Err(e) => Err(e),
@@ -615,19 +630,7 @@ impl<A: App> Conn<A> {
     /// Writes the pending responses; a client that does not take them
     /// within the write timeout loses the connection.
     async fn flush(&mut self) -> io::Result<()> {
-        if !self.wbuf.is_empty() {
-            let pending = OpBuf::Vec(std::mem::take(&mut self.wbuf));
-            let (result, back) =
-                write_within(&mut self.io, pending, self.core.timeouts.write).await;
-            if let OpBuf::Vec(mut back) = back {
-                back.clear();
-                if back.capacity() <= WRITE_HIGH_WATER * 2 {
-                    self.wbuf = back;
-                }
-            }
-            result?;
-        }
-        Ok(())
+        write_pending(&self.io, &mut self.wbuf, self.core.timeouts.write).await
     }
 
     /// Answers 408 to a request whose head or body did not arrive in time.
@@ -789,7 +792,7 @@ impl<A: App> Conn<A> {
             Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
                 self.flush().await?;
                 let stall = self.core.timeouts.write;
-                write_within(&mut self.io, OpBuf::Bytes(bytes), stall).await.0?;
+                write_within(&self.io, OpBuf::Bytes(bytes), stall).await.0?;
                 Ok(next)
             }
             Body::Full(bytes) => {
@@ -842,7 +845,7 @@ impl<A: App> Conn<A> {
 
     /// A server-side close: see [`linger`], for [`LINGER`] at most.
     async fn linger_close(mut self) {
-        linger(&mut self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
+        linger(&self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
     }
 }
 
@@ -879,10 +882,26 @@ fn checked(response: Response) -> Response {
     }
 }
 
+/// Writes and empties `wbuf` (keeping its memory unless a large response
+/// made it grow).
+async fn write_pending(io: &Transport, wbuf: &mut Vec<u8>, stall: Duration) -> io::Result<()> {
+    if wbuf.is_empty() {
+        return Ok(());
+    }
+    let (result, back) = write_within(io, OpBuf::Vec(std::mem::take(wbuf)), stall).await;
+    if let OpBuf::Vec(mut back) = back {
+        back.clear();
+        if back.capacity() <= WRITE_HIGH_WATER * 2 {
+            *wbuf = back;
+        }
+    }
+    result
+}
+
 /// Writes all of `data`, and gives it back; the write fails with `TimedOut`
 /// when the client takes nothing for `stall` (a slow but reading client is
 /// never cut off).
-async fn write_within(io: &mut Transport, data: OpBuf, stall: Duration) -> (io::Result<()>, OpBuf) {
+async fn write_within(io: &Transport, data: OpBuf, stall: Duration) -> (io::Result<()>, OpBuf) {
     let len = data.len();
     let mut data = data;
     let mut at = 0;

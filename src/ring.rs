@@ -165,6 +165,14 @@ impl Ring {
         Op { ring: self, slot, finished: false }
     }
 
+    /// Asks the kernel to end an operation early; its future still
+    /// resolves, with `ECANCELED` or with what completed first.
+    fn cancel(&self, slot: u32) {
+        let cancel = opcode::AsyncCancel::new(u64::from(slot)).build().user_data(DETACHED);
+        self.inner.borrow_mut().push(&cancel);
+        self.wake_driver();
+    }
+
     /// Queues the cancellation of an operation whose future was dropped.
     fn abandon(&self, slot: u32) {
         let mut inner = self.inner.borrow_mut();
@@ -294,6 +302,14 @@ pub(crate) struct Op<'a> {
     finished: bool,
 }
 
+impl Op<'_> {
+    /// Cancels the operation and waits for its end, to get its buffer back.
+    pub(crate) async fn cancel(self) -> (io::Result<usize>, OpBuf) {
+        self.ring.cancel(self.slot);
+        self.await
+    }
+}
+
 impl Future for Op<'_> {
     type Output = (io::Result<usize>, OpBuf);
 
@@ -344,7 +360,9 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
     let wakeup = unsafe { BufferedFile::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(dup)) };
     let mut pending_read = None;
     loop {
-        if ring.turn() > 0 {
+        // A turn only when there is something to submit or reap: an empty
+        // `io_uring_enter` is a syscall for nothing.
+        if ring.has_work() && ring.turn() > 0 {
             // Let the woken connections run (they queue their next
             // operations), then submit those in the next turn.
             futures_lite::future::yield_now().await;

@@ -7,13 +7,16 @@
 //! operation's future is dropped (a timeout, a cut connection), the ring
 //! cancels it and keeps the buffer until the kernel lets go of it.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use glommio::net::TcpStream;
 
-use crate::ring::{OpBuf, Ring};
+use crate::ring::{Op, OpBuf, Ring};
 
 /// An accepted TCP connection.
 pub(crate) struct Transport {
@@ -32,20 +35,16 @@ impl Transport {
         Transport { stream, ring }
     }
 
-    /// Reads what has arrived into `buf[at..]`; 0 means the peer closed.
-    /// Should the future be dropped before it completes, `buf` is left
-    /// empty (the ring holds its memory until the kernel is done with it).
-    pub(crate) async fn read(&mut self, buf: &mut Vec<u8>, at: usize) -> io::Result<usize> {
-        let (result, back) = self.ring.recv(self.fd(), std::mem::take(buf), at).await;
-        if let OpBuf::Vec(back) = back {
-            *buf = back;
-        }
-        result
+    /// Starts a read into `buf[at..]`: the receive is queued now, and the
+    /// returned [`Read`] resolves to the count read (0: the peer closed).
+    pub(crate) fn read<'a>(&'a self, buf: &'a mut Vec<u8>, at: usize) -> Read<'a> {
+        let op = self.ring.recv(self.fd(), std::mem::take(buf), at);
+        Read { op, buf }
     }
 
     /// Writes what the socket takes now of `data[at..]` (waiting until it
     /// takes something); the count written, and `data` back.
-    pub(crate) async fn write(&mut self, data: OpBuf, at: usize) -> (io::Result<usize>, OpBuf) {
+    pub(crate) async fn write(&self, data: OpBuf, at: usize) -> (io::Result<usize>, OpBuf) {
         self.ring.send(self.fd(), data, at).await
     }
 
@@ -61,5 +60,39 @@ impl Transport {
 
     fn fd(&self) -> RawFd {
         self.stream.as_raw_fd()
+    }
+}
+
+/// A read in flight. Its buffer is with the kernel until the read ends;
+/// the future puts it back. Dropped unfinished, it leaves the buffer empty
+/// (the ring keeps the memory until the kernel lets go of it): a read that
+/// is no longer wanted is ended with [`Read::cancel`] instead.
+pub(crate) struct Read<'a> {
+    op: Op<'a>,
+    buf: &'a mut Vec<u8>,
+}
+
+impl Read<'_> {
+    /// Ends the read early; what arrived before the cancellation is kept
+    /// and counted.
+    pub(crate) async fn cancel(self) -> io::Result<usize> {
+        let Read { op, buf } = self;
+        let (result, back) = op.cancel().await;
+        if let OpBuf::Vec(back) = back {
+            *buf = back;
+        }
+        result
+    }
+}
+
+impl Future for Read<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (result, back) = std::task::ready!(Pin::new(&mut self.op).poll(cx));
+        if let OpBuf::Vec(back) = back {
+            *self.buf = back;
+        }
+        Poll::Ready(result)
     }
 }
