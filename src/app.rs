@@ -22,6 +22,7 @@ use crate::blocking::{BlockingError, BlockingPool};
 use crate::cores::CoreId;
 use crate::http::{Method, RequestHead, Version};
 use crate::metrics::{CoreMetrics, Metrics};
+use crate::recycle;
 
 /// The error type of fallible application hooks.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -299,7 +300,8 @@ impl Response {
     /// An empty response with `status` (200..=599; anything else is
     /// answered as a 500).
     pub fn new(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Body::Empty }
+        let headers = recycle::take(&recycle::RESPONSE_HEADERS);
+        Response { status, headers, body: Body::Empty }
     }
 
     /// `200 OK` with a `text/plain; charset=utf-8` body.
@@ -374,7 +376,13 @@ impl Response {
         &self.body
     }
 
-    pub(crate) fn into_body(self) -> Body {
-        self.body
+    pub(crate) fn into_body(mut self) -> Body {
+        std::mem::take(&mut self.body)
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        recycle::give(&recycle::RESPONSE_HEADERS, std::mem::take(&mut self.headers));
     }
 }

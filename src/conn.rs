@@ -18,10 +18,9 @@
 //! with a reset that could destroy the response in flight.
 //!
 //! Deadlines: a read waits at most until its deadline (header, keep-alive
-//! or body timeout), enforced by one sweeper task per core rather than a
-//! timer per read (see [`ReadWatch`]); a write may stall at most the write
-//! timeout (a timer armed only when the socket does not take the bytes at
-//! once).
+//! or body timeout), and one write may wait at most the write timeout for
+//! the socket to take something; both are enforced by one sweeper task per
+//! core rather than a timer per operation (see [`Watch`]).
 //!
 //! This module also owns a core's accept loop (with the `--max-connections`
 //! shedding), its registry of open connections, and the drain at shutdown:
@@ -58,6 +57,7 @@ use crate::http::{
     RequestHead, ResponseFraming, ResponseHead, Version,
 };
 use crate::metrics::CoreMetrics;
+use crate::probe::OnRequestPath;
 use crate::ring::{OpBuf, Ring};
 use crate::runtime::ShutdownSignal;
 use crate::sys;
@@ -102,28 +102,32 @@ pub(crate) struct CoreState<A> {
 }
 
 /// What the core needs to know of one open connection: to close it when
-/// idle at a drain, and to end a read that outlived its deadline.
+/// idle at a drain, and to end a read or write that outlived its deadline.
 struct ConnEntry {
     fd: RawFd,
     peer: SocketAddr,
-    watch: Rc<ReadWatch>,
+    watch: Rc<Watch>,
 }
 
-/// A connection's read state, shared with the core's deadline sweeper.
+/// A connection's I/O deadline, shared with the core's deadline sweeper.
 ///
-/// Read deadlines are not one timer per read (arming and cancelling a
-/// glommio timer for every read that waits costs an allocation and a timer
-/// queue update per keep-alive request). Instead the connection notes its
-/// deadline here, and one sweeper task per core, ticking a few times a
-/// second, ends the reads that are past it by shutting their read side: the
-/// read returns end-of-stream and the connection sees `timed_out`.
+/// Deadlines are not one timer per operation (arming and cancelling a
+/// glommio timer for every read or write that waits costs an allocation and
+/// a timer queue update per keep-alive request). Instead the connection
+/// notes its deadline here, and one sweeper task per core, ticking a few
+/// times a second, ends the operations that are past it: a read by shutting
+/// the socket's read side (the read returns end-of-stream, and a 408 can
+/// still be written), a write by shutting both sides (the write fails). The
+/// connection then sees `timed_out`.
 #[derive(Default)]
-struct ReadWatch {
+struct Watch {
     /// Waiting for the next request, with nothing of it received.
     idle: Cell<bool>,
-    /// When the read in progress must have completed.
+    /// When the operation in progress must have completed.
     deadline: Cell<Option<Instant>>,
-    /// Set by the sweeper when it ended a read for its deadline.
+    /// The operation in progress is a write.
+    writing: Cell<bool>,
+    /// Set by the sweeper when it ended an operation for its deadline.
     timed_out: Cell<bool>,
 }
 
@@ -202,12 +206,12 @@ pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
     }
 }
 
-/// Ends the reads that are past their deadline, a few times a second (see
-/// [`ReadWatch`]); the granularity is a quarter of the shortest read
+/// Ends the reads and writes that are past their deadline, a few times a
+/// second (see [`Watch`]); the granularity is a quarter of the shortest
 /// timeout, between 5 ms and 250 ms.
 pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
     let t = core.timeouts;
-    let shortest = t.request_header.min(t.keep_alive).min(t.body);
+    let shortest = t.request_header.min(t.keep_alive).min(t.body).min(t.write);
     let tick = (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
     loop {
         glommio::timer::sleep(tick).await;
@@ -217,7 +221,11 @@ pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
             if watch.deadline.get().is_some_and(|d| now >= d) && !watch.timed_out.get() {
                 watch.timed_out.set(true);
                 // The entry leaves the registry when its socket closes.
-                sys::shutdown_read(entry.fd);
+                if watch.writing.get() {
+                    sys::shutdown_both(entry.fd);
+                } else {
+                    sys::shutdown_read(entry.fd);
+                }
             }
         }
     }
@@ -262,17 +270,17 @@ pub(crate) async fn accept_loop<A: App>(
         metrics.connections_open.inc();
         let id = core.next_connection.get();
         core.next_connection.set(id + 1);
-        let watch = Rc::new(ReadWatch::default());
+        let watch = Rc::new(Watch::default());
         let entry = ConnEntry { fd: stream.as_raw_fd(), peer, watch: watch.clone() };
         core.connections.borrow_mut().insert(id, entry);
-        let task = async move {
+        let task = OnRequestPath(async move {
             let _open = OpenConnection { core: core.clone(), id };
             let io = Transport::new(stream, core.ring.clone());
             let conn = Conn::new(io, peer, core, watch);
             if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
                 error!(%peer, "connection task panicked; connection closed");
             }
-        };
+        });
         glommio::spawn_local(task).detach();
     }
 }
@@ -335,7 +343,7 @@ async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
         out.extend_from_slice(&body);
     }
     let deadline = Instant::now() + SHED_LINGER;
-    let stall = deadline.saturating_duration_since(Instant::now());
+    let stall = Stall::Timer(deadline.saturating_duration_since(Instant::now()));
     if let (Ok(()), OpBuf::Vec(mut out)) = write_within(&io, OpBuf::Vec(out), stall).await {
         out.clear();
         out.resize(4096, 0);
@@ -466,7 +474,7 @@ struct Conn<A> {
     /// Whether a request was answered on this connection yet.
     served_any: bool,
     /// Shared with the core's registry and its deadline sweeper.
-    watch: Rc<ReadWatch>,
+    watch: Rc<Watch>,
 }
 
 /// How long a read may wait.
@@ -486,12 +494,7 @@ enum Fill {
 }
 
 impl<A: App> Conn<A> {
-    fn new(
-        io: Transport,
-        peer: SocketAddr,
-        core: Rc<CoreState<A>>,
-        watch: Rc<ReadWatch>,
-    ) -> Conn<A> {
+    fn new(io: Transport, peer: SocketAddr, core: Rc<CoreState<A>>, watch: Rc<Watch>) -> Conn<A> {
         Conn {
             watch,
             io,
@@ -598,7 +601,8 @@ impl<A: App> Conn<A> {
         self.rbuf.reserve(want);
         let Conn { io, rbuf, wbuf, core, watch, .. } = self;
         let read = io.read(&mut rbuf.buf, rbuf.end);
-        if let Err(e) = write_pending(io, wbuf, core.timeouts.write).await {
+        let stall = Stall::Watched(watch, core.timeouts.write);
+        if let Err(e) = write_pending(io, wbuf, stall).await {
             let _ = read.cancel().await;
             return Err(e);
         }
@@ -630,7 +634,8 @@ impl<A: App> Conn<A> {
     /// Writes the pending responses; a client that does not take them
     /// within the write timeout loses the connection.
     async fn flush(&mut self) -> io::Result<()> {
-        write_pending(&self.io, &mut self.wbuf, self.core.timeouts.write).await
+        let stall = Stall::Watched(&self.watch, self.core.timeouts.write);
+        write_pending(&self.io, &mut self.wbuf, stall).await
     }
 
     /// Answers 408 to a request whose head or body did not arrive in time.
@@ -791,7 +796,7 @@ impl<A: App> Conn<A> {
             Body::Empty => Ok(next),
             Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
                 self.flush().await?;
-                let stall = self.core.timeouts.write;
+                let stall = Stall::Watched(&self.watch, self.core.timeouts.write);
                 write_within(&self.io, OpBuf::Bytes(bytes), stall).await.0?;
                 Ok(next)
             }
@@ -884,7 +889,7 @@ fn checked(response: Response) -> Response {
 
 /// Writes and empties `wbuf` (keeping its memory unless a large response
 /// made it grow).
-async fn write_pending(io: &Transport, wbuf: &mut Vec<u8>, stall: Duration) -> io::Result<()> {
+async fn write_pending(io: &Transport, wbuf: &mut Vec<u8>, stall: Stall<'_>) -> io::Result<()> {
     if wbuf.is_empty() {
         return Ok(());
     }
@@ -898,17 +903,41 @@ async fn write_pending(io: &Transport, wbuf: &mut Vec<u8>, stall: Duration) -> i
     result
 }
 
+/// How long one write may wait for the socket to take something, and who
+/// enforces it.
+#[derive(Clone, Copy)]
+enum Stall<'a> {
+    /// The core's sweeper, through the connection's watch.
+    Watched(&'a Watch, Duration),
+    /// A timer of its own (connections outside the registry).
+    Timer(Duration),
+}
+
 /// Writes all of `data`, and gives it back; the write fails with `TimedOut`
-/// when the client takes nothing for `stall` (a slow but reading client is
-/// never cut off).
-async fn write_within(io: &Transport, data: OpBuf, stall: Duration) -> (io::Result<()>, OpBuf) {
+/// when the client takes nothing for the `stall` time (a slow but reading
+/// client is never cut off).
+async fn write_within(io: &Transport, data: OpBuf, stall: Stall<'_>) -> (io::Result<()>, OpBuf) {
+    let stalled = || io::Error::new(io::ErrorKind::TimedOut, "response write stalled");
     let len = data.len();
     let mut data = data;
     let mut at = 0;
     while at < len {
-        let Some((result, back)) = with_timeout(io.write(data, at), stall).await else {
-            let stalled = io::Error::new(io::ErrorKind::TimedOut, "response write stalled");
-            return (Err(stalled), OpBuf::None);
+        let (result, back) = match stall {
+            Stall::Watched(watch, limit) => {
+                watch.writing.set(true);
+                watch.deadline.set(Some(Instant::now() + limit));
+                let written = io.write(data, at).await;
+                watch.deadline.set(None);
+                watch.writing.set(false);
+                if watch.timed_out.get() {
+                    return (Err(stalled()), written.1);
+                }
+                written
+            }
+            Stall::Timer(limit) => match with_timeout(io.write(data, at), limit).await {
+                Some(written) => written,
+                None => return (Err(stalled()), OpBuf::None),
+            },
         };
         data = back;
         match result {

@@ -49,6 +49,8 @@ pub mod cores;
 pub mod http;
 mod listener;
 mod metrics;
+pub mod probe;
+mod recycle;
 mod ring;
 mod runtime;
 mod sys;

@@ -41,6 +41,8 @@ use glommio::io::BufferedFile;
 use io_uring::{opcode, squeue, types, IoUring};
 use tracing::{debug, warn};
 
+use crate::probe;
+
 /// Submission queue entries; the completion queue is twice as large, and
 /// the kernel keeps completions that overflow it (IORING_FEAT_NODROP).
 const RING_ENTRIES: u32 = 1024;
@@ -203,6 +205,7 @@ impl Ring {
     /// every completion. Returns how many operations completed for a
     /// waiting future.
     fn turn(&self) -> usize {
+        let _scope = probe::Scope::enter();
         let mut inner = self.inner.borrow_mut();
         let inner = &mut *inner;
         let to_submit = inner.uring.submission().len() as u32;

@@ -7,7 +7,7 @@
 //! the `Date` value ([`HttpDate`]).
 //!
 //! It does no I/O, reads no clock and allocates only what a parsed request
-//! must own. The connection loop in `conn` feeds it bytes and writes what it
+//! must own (two vectors, recycled per thread). The connection loop in `conn` feeds it bytes and writes what it
 //! produces; that split (as in hyper's `proto::h1`) keeps every rule here
 //! testable, fuzzable and benchmarkable in isolation.
 

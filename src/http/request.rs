@@ -5,6 +5,8 @@ use std::fmt;
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
+use crate::recycle;
+
 /// The most header lines [`Limits::max_headers`] may allow; the parser keeps
 /// this many (uninitialised) header slots on the stack.
 pub const MAX_HEADERS_CAP: usize = 512;
@@ -131,9 +133,8 @@ pub enum BodyFraming {
 }
 
 /// A parsed request head. It owns a copy of the head's bytes and refers to
-/// its parts by offset, so parsing costs two allocations whatever the number
-/// of headers.
-#[derive(Clone)]
+/// its parts by offset; both of its vectors are recycled per thread (see
+/// `recycle`), so a steady stream of requests allocates nothing for them.
 pub struct RequestHead {
     bytes: Vec<u8>,
     method: Method,
@@ -147,6 +148,27 @@ pub struct RequestHead {
     framing: BodyFraming,
     keep_alive: bool,
     expect_continue: bool,
+}
+
+impl Clone for RequestHead {
+    fn clone(&self) -> RequestHead {
+        RequestHead {
+            bytes: self.bytes.clone(),
+            headers: self.headers.clone(),
+            target: self.target.clone(),
+            path: self.path.clone(),
+            query: self.query.clone(),
+            authority: self.authority.clone(),
+            ..*self
+        }
+    }
+}
+
+impl Drop for RequestHead {
+    fn drop(&mut self) {
+        recycle::give(&recycle::HEAD_BYTES, std::mem::take(&mut self.bytes));
+        recycle::give(&recycle::HEAD_INDEX, std::mem::take(&mut self.headers));
+    }
 }
 
 impl RequestHead {
@@ -368,7 +390,8 @@ fn build_head(
     }
 
     let mut facts = HeaderFacts::default();
-    let mut headers = Vec::with_capacity(req.headers.len());
+    let mut headers = recycle::take(&recycle::HEAD_INDEX);
+    headers.reserve(req.headers.len());
     for h in req.headers.iter() {
         headers.push((range_in(buf, h.name.as_bytes()), range_in(buf, h.value)));
         note_header(&mut facts, h.name, h.value)?;
@@ -427,8 +450,10 @@ fn build_head(
         Version::Http10 => facts.keep_alive && !facts.close,
     };
 
+    let mut bytes = recycle::take(&recycle::HEAD_BYTES);
+    bytes.extend_from_slice(&buf[..len]);
     let head = RequestHead {
-        bytes: buf[..len].to_vec(),
+        bytes,
         method: method_kind,
         method_len: method.len(),
         target: target_range,
