@@ -58,13 +58,12 @@ use crate::http::{
 };
 use crate::metrics::CoreMetrics;
 use crate::probe::OnRequestPath;
+use crate::recycle::{self, Recycled};
 use crate::ring::{OpBuf, Ring};
 use crate::runtime::ShutdownSignal;
 use crate::sys;
-use crate::transport::Transport;
+use crate::transport::{Transport, READ_BUF_BYTES};
 
-/// Initial (and resting) size of a connection's read buffer.
-const READ_BUF_BYTES: usize = 4 << 10;
 /// Fewest free bytes offered to one read.
 const MIN_READ_BYTES: usize = 2 << 10;
 /// Bodies at least this large are written straight from the response, not
@@ -273,14 +272,10 @@ pub(crate) async fn accept_loop<A: App>(
         let watch = Rc::new(Watch::default());
         let entry = ConnEntry { fd: stream.as_raw_fd(), peer, watch: watch.clone() };
         core.connections.borrow_mut().insert(id, entry);
-        let task = OnRequestPath(async move {
-            let _open = OpenConnection { core: core.clone(), id };
-            let io = Transport::new(stream, core.ring.clone());
-            let conn = Conn::new(io, peer, core, watch);
-            if AssertUnwindSafe(conn.run()).catch_unwind().await.is_err() {
-                error!(%peer, "connection task panicked; connection closed");
-            }
-        });
+        let open = OpenConnection { core: core.clone(), id };
+        let io = Transport::new(stream, core.ring.clone());
+        let conn = Conn::new(io, peer, core, watch);
+        let task = OnRequestPath(conn.run(open));
         glommio::spawn_local(task).detach();
     }
 }
@@ -343,8 +338,8 @@ async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
         out.extend_from_slice(&body);
     }
     let deadline = Instant::now() + SHED_LINGER;
-    let stall = Stall::Timer(deadline.saturating_duration_since(Instant::now()));
-    if let (Ok(()), OpBuf::Vec(mut out)) = write_within(&io, OpBuf::Vec(out), stall).await {
+    let written = with_deadline(write_within(&io, OpBuf::Vec(out), None), deadline).await;
+    if let Some((Ok(()), OpBuf::Vec(mut out))) = written {
         out.clear();
         out.resize(4096, 0);
         linger(&io, &mut out, deadline).await;
@@ -361,16 +356,6 @@ async fn with_deadline<T>(future: impl Future<Output = T>, deadline: Instant) ->
     futures_lite::future::or(async { Some(future.await) }, timer).await
 }
 
-/// [`with_deadline`] `timeout` after the future first waits: no clock is
-/// read when it completes at once.
-async fn with_timeout<T>(future: impl Future<Output = T>, timeout: Duration) -> Option<T> {
-    let timer = async {
-        glommio::timer::sleep(timeout).await;
-        None
-    };
-    futures_lite::future::or(async { Some(future.await) }, timer).await
-}
-
 /// Shuts the sending half, then reads and drops what the client still
 /// sends until `deadline`, so the kernel does not reset the connection
 /// (and destroy the response in flight) when it is closed. Bounded by time
@@ -379,6 +364,9 @@ async fn with_timeout<T>(future: impl Future<Output = T>, timeout: Duration) -> 
 async fn linger(io: &Transport, scratch: &mut Vec<u8>, deadline: Instant) {
     if io.shutdown_write().is_err() {
         return;
+    }
+    if scratch.len() < MIN_READ_BYTES {
+        scratch.resize(READ_BUF_BYTES, 0);
     }
     let drain = async {
         while let Ok(1..) = io.read(scratch, 0).await {
@@ -397,7 +385,7 @@ struct ReadBuf {
 
 impl ReadBuf {
     fn new() -> ReadBuf {
-        ReadBuf { buf: vec![0; READ_BUF_BYTES], start: 0, end: 0 }
+        ReadBuf { buf: Vec::new(), start: 0, end: 0 }
     }
 
     fn filled(&self) -> &[u8] {
@@ -415,6 +403,9 @@ impl ReadBuf {
     /// Makes free space for a read of at least `want` bytes (at most
     /// [`MAX_READ_GROWTH`] more than the buffer holds) after `end`.
     fn reserve(&mut self, want: usize) {
+        if self.buf.capacity() == 0 {
+            self.buf = recycle::take(&recycle::READ_BUFS);
+        }
         let want = want.clamp(MIN_READ_BYTES, MAX_READ_GROWTH);
         if self.buf.len() - self.end < want && self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
@@ -429,6 +420,15 @@ impl ReadBuf {
 
     fn advance(&mut self, n: usize) {
         self.end += n;
+    }
+
+    /// Gives the (empty) buffer's memory to the core's shelf while the
+    /// connection waits: idle connections hold no read buffer.
+    fn release(&mut self) {
+        debug_assert_eq!(self.start, self.end);
+        self.start = 0;
+        self.end = 0;
+        recycle::give(&recycle::READ_BUFS, std::mem::take(&mut self.buf));
     }
 
     /// Gives back the memory a large body made the buffer grow to.
@@ -508,12 +508,21 @@ impl<A: App> Conn<A> {
         }
     }
 
-    async fn run(mut self) {
-        match self.serve().await {
-            Ok(Next::Close) => self.linger_close().await,
-            Ok(Next::KeepAlive) => {}
-            Err(e) => debug!(peer = %self.peer, "connection ended: {e}"),
+    /// The connection's task: serves it until it ends. A panic ends only
+    /// this connection; `open` keeps it counted and registered meanwhile.
+    async fn run(mut self, open: OpenConnection<A>) {
+        let peer = self.peer;
+        let serve = async {
+            match self.serve().await {
+                Ok(Next::Close) => self.linger_close().await,
+                Ok(Next::KeepAlive) => {}
+                Err(e) => debug!(%peer, "connection ended: {e}"),
+            }
+        };
+        if AssertUnwindSafe(serve).catch_unwind().await.is_err() {
+            error!(%peer, "connection task panicked; connection closed");
         }
+        drop(open);
     }
 
     /// Serves requests until either side closes. `KeepAlive` here means the
@@ -524,7 +533,11 @@ impl<A: App> Conn<A> {
                 Ok(Some((head, len))) => {
                     self.rbuf.consume(len);
                     self.head_started = None;
-                    if self.handle(head).await? == Next::Close {
+                    // Handling a request may wait on its body, the
+                    // application and a streamed response: that future is
+                    // large, so it lives in a recycled block, not in every
+                    // idle connection's task.
+                    if Recycled::new(self.handle(head)).await? == Next::Close {
                         self.flush().await?;
                         return Ok(Next::Close);
                     }
@@ -575,14 +588,14 @@ impl<A: App> Conn<A> {
                             return Ok(Next::Close);
                         }
                         Fill::TimedOut => {
-                            self.time_out().await?;
+                            Recycled::new(self.time_out()).await?;
                             return Ok(Next::Close);
                         }
                     }
                 }
                 Err(e) => {
                     let is_head = is_head_request(self.rbuf.filled());
-                    self.refuse(e, is_head).await?;
+                    Recycled::new(self.refuse(e, is_head)).await?;
                     return Ok(Next::Close);
                 }
             }
@@ -598,13 +611,24 @@ impl<A: App> Conn<A> {
         if self.watch.timed_out.get() {
             return Ok(Fill::TimedOut);
         }
-        self.rbuf.reserve(want);
+        // With nothing buffered, the kernel picks a buffer when data comes:
+        // a waiting connection holds neither a read nor a write buffer.
+        let fresh = want == 0 && self.rbuf.filled().is_empty();
         let Conn { io, rbuf, wbuf, core, watch, .. } = self;
-        let read = io.read(&mut rbuf.buf, rbuf.end);
-        let stall = Stall::Watched(watch, core.timeouts.write);
+        let read = if fresh {
+            rbuf.release();
+            io.read_fresh(&mut rbuf.buf)
+        } else {
+            rbuf.reserve(want);
+            io.read(&mut rbuf.buf, rbuf.end)
+        };
+        let stall = Stall { watch, limit: core.timeouts.write };
         if let Err(e) = write_pending(io, wbuf, stall).await {
             let _ = read.cancel().await;
             return Err(e);
+        }
+        if fresh {
+            recycle::give(&recycle::WRITE_BUFS, std::mem::take(wbuf));
         }
         let now = Instant::now();
         let deadline = match wait {
@@ -625,6 +649,9 @@ impl<A: App> Conn<A> {
             Ok(0) => Ok(Fill::Eof),
             Ok(n) => {
                 rbuf.advance(n);
+                if wbuf.capacity() == 0 {
+                    *wbuf = recycle::take(&recycle::WRITE_BUFS);
+                }
                 Ok(Fill::Data)
             }
             Err(e) => Err(e),
@@ -634,7 +661,7 @@ impl<A: App> Conn<A> {
     /// Writes the pending responses; a client that does not take them
     /// within the write timeout loses the connection.
     async fn flush(&mut self) -> io::Result<()> {
-        let stall = Stall::Watched(&self.watch, self.core.timeouts.write);
+        let stall = Stall { watch: &self.watch, limit: self.core.timeouts.write };
         write_pending(&self.io, &mut self.wbuf, stall).await
     }
 
@@ -796,8 +823,8 @@ impl<A: App> Conn<A> {
             Body::Empty => Ok(next),
             Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
                 self.flush().await?;
-                let stall = Stall::Watched(&self.watch, self.core.timeouts.write);
-                write_within(&self.io, OpBuf::Bytes(bytes), stall).await.0?;
+                let stall = Stall { watch: &self.watch, limit: self.core.timeouts.write };
+                write_within(&self.io, OpBuf::Bytes(bytes), Some(stall)).await.0?;
                 Ok(next)
             }
             Body::Full(bytes) => {
@@ -849,7 +876,7 @@ impl<A: App> Conn<A> {
     }
 
     /// A server-side close: see [`linger`], for [`LINGER`] at most.
-    async fn linger_close(mut self) {
+    async fn linger_close(&mut self) {
         linger(&self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
     }
 }
@@ -893,7 +920,7 @@ async fn write_pending(io: &Transport, wbuf: &mut Vec<u8>, stall: Stall<'_>) -> 
     if wbuf.is_empty() {
         return Ok(());
     }
-    let (result, back) = write_within(io, OpBuf::Vec(std::mem::take(wbuf)), stall).await;
+    let (result, back) = write_within(io, OpBuf::Vec(std::mem::take(wbuf)), Some(stall)).await;
     if let OpBuf::Vec(mut back) = back {
         back.clear();
         if back.capacity() <= WRITE_HIGH_WATER * 2 {
@@ -903,42 +930,39 @@ async fn write_pending(io: &Transport, wbuf: &mut Vec<u8>, stall: Stall<'_>) -> 
     result
 }
 
-/// How long one write may wait for the socket to take something, and who
-/// enforces it.
+/// How long one write may wait for the socket to take something: the
+/// core's sweeper enforces it through the connection's watch.
 #[derive(Clone, Copy)]
-enum Stall<'a> {
-    /// The core's sweeper, through the connection's watch.
-    Watched(&'a Watch, Duration),
-    /// A timer of its own (connections outside the registry).
-    Timer(Duration),
+struct Stall<'a> {
+    watch: &'a Watch,
+    limit: Duration,
 }
 
-/// Writes all of `data`, and gives it back; the write fails with `TimedOut`
-/// when the client takes nothing for the `stall` time (a slow but reading
-/// client is never cut off).
-async fn write_within(io: &Transport, data: OpBuf, stall: Stall<'_>) -> (io::Result<()>, OpBuf) {
-    let stalled = || io::Error::new(io::ErrorKind::TimedOut, "response write stalled");
+/// Writes all of `data`, and gives it back. With a `stall` limit the write
+/// fails with `TimedOut` when the client takes nothing for that long (a slow
+/// but reading client is never cut off); without one, the caller bounds
+/// the whole write.
+async fn write_within(
+    io: &Transport,
+    mut data: OpBuf,
+    stall: Option<Stall<'_>>,
+) -> (io::Result<()>, OpBuf) {
     let len = data.len();
-    let mut data = data;
     let mut at = 0;
     while at < len {
-        let (result, back) = match stall {
-            Stall::Watched(watch, limit) => {
-                watch.writing.set(true);
-                watch.deadline.set(Some(Instant::now() + limit));
-                let written = io.write(data, at).await;
-                watch.deadline.set(None);
-                watch.writing.set(false);
-                if watch.timed_out.get() {
-                    return (Err(stalled()), written.1);
-                }
-                written
+        if let Some(Stall { watch, limit }) = stall {
+            watch.writing.set(true);
+            watch.deadline.set(Some(Instant::now() + limit));
+        }
+        let (result, back) = io.write(data, at).await;
+        if let Some(Stall { watch, .. }) = stall {
+            watch.deadline.set(None);
+            watch.writing.set(false);
+            if watch.timed_out.get() {
+                let stalled = io::Error::new(io::ErrorKind::TimedOut, "response write stalled");
+                return (Err(stalled), back);
             }
-            Stall::Timer(limit) => match with_timeout(io.write(data, at), limit).await {
-                Some(written) => written,
-                None => return (Err(stalled()), OpBuf::None),
-            },
-        };
+        }
         data = back;
         match result {
             Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),

@@ -1,5 +1,6 @@
-//! Per-thread recycling of the vectors every request and response carries:
-//! a parsed head's bytes and header index, and a response's header list.
+//! Per-thread recycling of the memory every request needs: a parsed head's
+//! bytes and header index, a response's header list, a connection's read
+//! and write buffers, and the block of the future that handles a request.
 //!
 //! With one executor per core, "per thread" means per core: the vectors a
 //! finished request gives back are taken by the next one, so a keep-alive
@@ -8,9 +9,14 @@
 //! than [`MAX_BYTES`]; anything else is freed as usual. A vector always
 //! comes back empty, with its capacity.
 
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::future::Future;
 use std::ops::Range;
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::task::{Context, Poll};
 use std::thread::LocalKey;
 
 /// Most vectors of one kind kept per thread.
@@ -27,6 +33,10 @@ thread_local! {
     /// A request head's header name and value offsets.
     pub(crate) static HEAD_INDEX: Shelf<(Range<usize>, Range<usize>)> =
         const { RefCell::new(Vec::new()) };
+    /// A connection's read buffer, while the connection is idle.
+    pub(crate) static READ_BUFS: Shelf<u8> = const { RefCell::new(Vec::new()) };
+    /// A connection's write buffer, while the connection is idle.
+    pub(crate) static WRITE_BUFS: Shelf<u8> = const { RefCell::new(Vec::new()) };
     /// A response's headers.
     pub(crate) static RESPONSE_HEADERS: Shelf<(Cow<'static, str>, Cow<'static, str>)> =
         const { RefCell::new(Vec::new()) };
@@ -53,6 +63,93 @@ pub(crate) fn give<T: 'static>(shelf: &'static LocalKey<Shelf<T>>, mut v: Vec<T>
     });
 }
 
+/// A heap value whose memory block is recycled per thread, like the
+/// vectors above: for a future that lives only while a request is handled,
+/// so an idle connection does not carry its size, and a busy one does not
+/// allocate for it.
+pub(crate) struct Recycled<T> {
+    ptr: NonNull<T>,
+}
+
+thread_local! {
+    /// Free blocks by layout (a connection has one or two kinds).
+    static BLOCKS: RefCell<Vec<(Layout, Vec<NonNull<u8>>)>> = const { RefCell::new(Vec::new()) };
+}
+
+impl<T> Recycled<T> {
+    pub(crate) fn new(value: T) -> Recycled<T> {
+        let layout = Layout::new::<T>();
+        let ptr: NonNull<T> = if layout.size() == 0 {
+            NonNull::dangling()
+        } else {
+            take_block(layout).unwrap_or_else(|| new_block(layout)).cast()
+        };
+        // SAFETY: `ptr` is valid for a write of `T` (a block of its layout,
+        // or dangling and aligned for a zero-sized `T`) and holds nothing.
+        unsafe { ptr.as_ptr().write(value) };
+        Recycled { ptr }
+    }
+}
+
+impl<T> Drop for Recycled<T> {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` holds the `T` written in `new`, dropped only here.
+        unsafe { std::ptr::drop_in_place(self.ptr.as_ptr()) };
+        let layout = Layout::new::<T>();
+        if layout.size() != 0 {
+            give_block(layout, self.ptr.cast());
+        }
+    }
+}
+
+impl<F: Future> Future for Recycled<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: the value lives in its heap block until `drop`, never
+        // moved even when `Recycled` is: it is pinned.
+        unsafe { Pin::new_unchecked(&mut *self.ptr.as_ptr()) }.poll(cx)
+    }
+}
+
+fn new_block(layout: Layout) -> NonNull<u8> {
+    // SAFETY: `layout` has a non-zero size (checked by the caller).
+    let raw = unsafe { alloc(layout) };
+    NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
+}
+
+fn take_block(layout: Layout) -> Option<NonNull<u8>> {
+    let taken = BLOCKS.try_with(|b| {
+        let mut b = b.borrow_mut();
+        b.iter_mut().find(|(l, _)| *l == layout).and_then(|(_, free)| free.pop())
+    });
+    taken.ok().flatten()
+}
+
+fn give_block(layout: Layout, block: NonNull<u8>) {
+    let kept = BLOCKS.try_with(|b| {
+        let mut b = b.borrow_mut();
+        let free = match b.iter().position(|(l, _)| *l == layout) {
+            Some(i) => &mut b[i].1,
+            None => {
+                b.push((layout, Vec::new()));
+                &mut b.last_mut().expect("just pushed").1
+            }
+        };
+        if free.len() < KEEP {
+            free.push(block);
+            true
+        } else {
+            false
+        }
+    });
+    if kept != Ok(true) {
+        // SAFETY: `block` came from `alloc` with this layout and holds no
+        // value any more.
+        unsafe { dealloc(block.as_ptr(), layout) };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +163,17 @@ mod tests {
         let again = take(&HEAD_BYTES);
         assert!(again.is_empty());
         assert_eq!((again.as_ptr(), again.capacity()), (ptr, cap));
+    }
+
+    #[test]
+    fn a_recycled_block_is_reused_for_the_same_layout() {
+        let first = Recycled::new([7u64; 16]);
+        let ptr = first.ptr.cast::<u8>();
+        drop(first);
+        let second = Recycled::new([9u64; 16]);
+        assert_eq!(second.ptr.cast::<u8>(), ptr);
+        // SAFETY: `second` holds an initialised value.
+        assert_eq!(unsafe { second.ptr.as_ref() }[3], 9);
     }
 
     #[test]

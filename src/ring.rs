@@ -27,17 +27,21 @@
 //! shuts a socket's read side, which completes its pending `recv`), accept
 //! (glommio's listener accepts; one syscall per connection, not per request).
 
+use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::rc::Rc;
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicU16, Ordering};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use glommio::io::BufferedFile;
+use io_uring::types::BufRingEntry;
 use io_uring::{opcode, squeue, types, IoUring};
 use tracing::{debug, warn};
 
@@ -58,6 +62,10 @@ pub(crate) enum OpBuf {
     Vec(Vec<u8>),
     /// `send` source.
     Bytes(Cow<'static, [u8]>),
+    /// One of the ring's receive buffers, picked by the kernel: its id.
+    /// Whoever holds it copies the data out and gives it back
+    /// ([`Ring::take_received`]).
+    Picked(u16),
 }
 
 impl OpBuf {
@@ -67,7 +75,7 @@ impl OpBuf {
 
     fn as_slice(&self) -> &[u8] {
         match self {
-            OpBuf::None => &[],
+            OpBuf::None | OpBuf::Picked(_) => &[],
             OpBuf::Vec(v) => v,
             OpBuf::Bytes(b) => b,
         }
@@ -87,11 +95,14 @@ enum SlotState {
     Pending,
     /// Its future was dropped: the slot is freed when the completion comes.
     Abandoned,
-    Done(i32),
+    /// The kernel's result and completion flags.
+    Done(i32, u32),
 }
 
 struct RingInner {
     uring: IoUring,
+    /// Declared after `uring`: dropped after the kernel let go of it.
+    picks: PickRing,
     slots: Vec<Slot>,
     free: Vec<u32>,
 }
@@ -117,8 +128,9 @@ impl Ring {
         let mut uring = uring;
         uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
         uring.completion().disable_eventfd();
+        let picks = PickRing::new(&uring)?;
         let ring = Ring {
-            inner: RefCell::new(RingInner { uring, slots: Vec::new(), free: Vec::new() }),
+            inner: RefCell::new(RingInner { uring, picks, slots: Vec::new(), free: Vec::new() }),
             eventfd,
             sleeping: Cell::new(None),
             kicked: Cell::new(false),
@@ -135,6 +147,31 @@ impl Ring {
             let ptr = data.as_ptr().wrapping_add(at.min(data.len())).cast_mut();
             opcode::Recv::new(types::Fd(fd), ptr, len as u32).build()
         })
+    }
+
+    /// Receives into a buffer the kernel picks from the ring's own when data
+    /// arrives: the connection holds no buffer while it waits. The result
+    /// comes with [`OpBuf::Picked`], or fails with `ENOBUFS` when every
+    /// buffer is taken.
+    pub(crate) fn recv_picked(&self, fd: RawFd) -> Op<'_> {
+        self.start(OpBuf::None, |_| {
+            opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), PICK_BYTES as u32)
+                .buf_group(PICK_GROUP)
+                .build()
+                .flags(squeue::Flags::BUFFER_SELECT)
+        })
+    }
+
+    /// Appends the `len` received bytes of picked buffer `id` to
+    /// `dst[at..]` (growing it as needed) and gives the buffer back.
+    pub(crate) fn take_received(&self, id: u16, len: usize, dst: &mut Vec<u8>, at: usize) {
+        let mut inner = self.inner.borrow_mut();
+        let data = inner.picks.data(id, len);
+        if dst.len() < at + len {
+            dst.resize(at + len, 0);
+        }
+        dst[at..at + len].copy_from_slice(data);
+        inner.picks.give_back(id);
     }
 
     /// Sends `buf[at..]` (what the socket takes: the count may be short).
@@ -189,7 +226,12 @@ impl Ring {
                 self.wake_driver();
             }
             // Completed but never looked at: nothing is in flight.
-            SlotState::Done(_) => inner.release(slot),
+            SlotState::Done(_, flags) => {
+                if let Some(id) = io_uring::cqueue::buffer_select(flags) {
+                    inner.picks.give_back(id);
+                }
+                inner.release(slot);
+            }
             SlotState::Free | SlotState::Abandoned => {}
         }
     }
@@ -226,6 +268,7 @@ impl Ring {
         cq.sync();
         let slots = &mut inner.slots;
         let free = &mut inner.free;
+        let picks = &mut inner.picks;
         for cqe in &mut cq {
             let user_data = cqe.user_data();
             if user_data == DETACHED {
@@ -234,7 +277,7 @@ impl Ring {
             let Some(slot) = slots.get_mut(user_data as usize) else { continue };
             match slot.state {
                 SlotState::Pending => {
-                    slot.state = SlotState::Done(cqe.result());
+                    slot.state = SlotState::Done(cqe.result(), cqe.flags());
                     if let Some(waker) = slot.waker.take() {
                         waker.wake();
                         completed += 1;
@@ -244,8 +287,11 @@ impl Ring {
                     slot.state = SlotState::Free;
                     slot.buf = OpBuf::None;
                     free.push(user_data as u32);
+                    if let Some(id) = io_uring::cqueue::buffer_select(cqe.flags()) {
+                        picks.give_back(id);
+                    }
                 }
-                SlotState::Free | SlotState::Done(_) => {}
+                SlotState::Free | SlotState::Done(..) => {}
             }
         }
         completed
@@ -320,8 +366,11 @@ impl Future for Op<'_> {
         let mut inner = self.ring.inner.borrow_mut();
         let s = &mut inner.slots[self.slot as usize];
         match s.state {
-            SlotState::Done(res) => {
-                let buf = std::mem::replace(&mut s.buf, OpBuf::None);
+            SlotState::Done(res, flags) => {
+                let mut buf = std::mem::replace(&mut s.buf, OpBuf::None);
+                if let Some(id) = io_uring::cqueue::buffer_select(flags) {
+                    buf = OpBuf::Picked(id);
+                }
                 inner.release(self.slot);
                 drop(inner);
                 self.finished = true;
@@ -362,6 +411,7 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
     // SAFETY: `dup` is an eventfd this file takes sole ownership of.
     let wakeup = unsafe { BufferedFile::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(dup)) };
     let mut pending_read = None;
+    let mut warned = false;
     loop {
         // A turn only when there is something to submit or reap: an empty
         // `io_uring_enter` is a syscall for nothing.
@@ -373,29 +423,140 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
         }
         ring.set_eventfd(true);
         // Pairs with the kernel's barrier between flagging deferred work
-        // and reading whether the eventfd is enabled.
+        // and reading whether the eventfd is enabled: work that came after
+        // the last turn is seen here, later work signals the eventfd.
         fence(Ordering::SeqCst);
-        if !ring.has_work() {
-            poll_fn(|cx| {
-                if ring.kicked.take() {
-                    return Poll::Ready(());
-                }
-                let read = pending_read.get_or_insert_with(|| Box::pin(wakeup.read_at(0, 8)));
-                if let Poll::Ready(result) = read.as_mut().poll(cx) {
-                    pending_read = None;
-                    if let Err(e) = result {
-                        warn!("socket ring: eventfd read failed: {e}");
-                    }
-                    return Poll::Ready(());
-                }
-                ring.sleeping.set(Some(cx.waker().clone()));
-                Poll::Pending
-            })
-            .await;
-            ring.sleeping.set(None);
+        if ring.has_work() && ring.turn() > 0 {
+            ring.set_eventfd(false);
+            futures_lite::future::yield_now().await;
+            continue;
+        }
+        // Nothing woke: sleep, even if the kernel still flags work (a turn
+        // just ran it; whatever comes next signals the eventfd). Each pass
+        // of this loop either wakes a connection or sleeps: it never spins.
+        let woke = poll_fn(|cx| {
+            if ring.kicked.take() {
+                return Poll::Ready(Ok(()));
+            }
+            let read = pending_read.get_or_insert_with(|| Box::pin(wakeup.read_at(0, 8)));
+            if let Poll::Ready(result) = read.as_mut().poll(cx) {
+                pending_read = None;
+                return Poll::Ready(result.map(drop));
+            }
+            ring.sleeping.set(Some(cx.waker().clone()));
+            Poll::Pending
+        })
+        .await;
+        ring.sleeping.set(None);
+        if let Err(e) = woke {
+            // Should never happen; if it does, poll every millisecond
+            // rather than spin.
+            if !warned {
+                warn!("socket ring: eventfd read failed ({e}); polling instead");
+                warned = true;
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
         }
         ring.set_eventfd(false);
     }
+}
+
+/// Receive buffers in a provided-buffer ring.
+const PICK_COUNT: u16 = 128;
+/// Bytes of one receive buffer.
+const PICK_BYTES: usize = 4 << 10;
+/// The ring's buffer group id.
+const PICK_GROUP: u16 = 0;
+
+/// Receive buffers the kernel picks from (a provided-buffer ring,
+/// IORING_REGISTER_PBUF_RING): a connection waiting for its next request
+/// holds no buffer; one is taken only when data arrives, and given back as
+/// soon as the connection has copied the data out. A few hundred buffers
+/// serve any number of idle connections.
+struct PickRing {
+    /// `PICK_COUNT` descriptors shared with the kernel.
+    entries: NonNull<BufRingEntry>,
+    /// `PICK_COUNT` buffers of `PICK_BYTES`.
+    data: NonNull<u8>,
+    /// Descriptors published so far (wrapping).
+    tail: u16,
+}
+
+impl PickRing {
+    fn entries_layout() -> Layout {
+        let bytes = usize::from(PICK_COUNT) * std::mem::size_of::<BufRingEntry>();
+        Layout::from_size_align(bytes, 4096).expect("page-aligned descriptor ring")
+    }
+
+    fn data_layout() -> Layout {
+        let bytes = usize::from(PICK_COUNT) * PICK_BYTES;
+        Layout::from_size_align(bytes, 64).expect("buffer block")
+    }
+
+    fn new(uring: &IoUring) -> io::Result<PickRing> {
+        let entries = zeroed_block(Self::entries_layout()).cast::<BufRingEntry>();
+        let data = zeroed_block(Self::data_layout());
+        let mut picks = PickRing { entries, data, tail: 0 };
+        // SAFETY: `entries` is a page-aligned, zeroed ring of `PICK_COUNT`
+        // descriptors that outlives the registration: `PickRing` is dropped
+        // after the io_uring it is registered with (field order).
+        unsafe {
+            uring.submitter().register_buf_ring_with_flags(
+                entries.as_ptr() as u64,
+                PICK_COUNT,
+                PICK_GROUP,
+                0,
+            )?;
+        }
+        for id in 0..PICK_COUNT {
+            picks.give_back(id);
+        }
+        Ok(picks)
+    }
+
+    /// The first `len` bytes of buffer `id`, which the kernel filled.
+    fn data(&self, id: u16, len: usize) -> &[u8] {
+        let id = usize::from(id % PICK_COUNT);
+        // SAFETY: buffer `id` lies within `data`; the kernel wrote `len`
+        // (at most `PICK_BYTES`) bytes to it and holds it no longer.
+        unsafe {
+            std::slice::from_raw_parts(self.data.as_ptr().add(id * PICK_BYTES), len.min(PICK_BYTES))
+        }
+    }
+
+    /// Hands buffer `id` to the kernel again.
+    fn give_back(&mut self, id: u16) {
+        let slot = usize::from(self.tail % PICK_COUNT);
+        let addr = self.data.as_ptr() as u64 + (u64::from(id % PICK_COUNT) * PICK_BYTES as u64);
+        // SAFETY: `slot` indexes the descriptor ring, which the kernel does
+        // not read beyond the published tail.
+        let entry = unsafe { &mut *self.entries.as_ptr().add(slot) };
+        entry.set_addr(addr);
+        entry.set_len(PICK_BYTES as u32);
+        entry.set_bid(id);
+        self.tail = self.tail.wrapping_add(1);
+        // SAFETY: the tail shares the first descriptor's last field; the
+        // kernel reads it with acquire ordering.
+        let tail = unsafe { &*(BufRingEntry::tail(self.entries.as_ptr()) as *const AtomicU16) };
+        tail.store(self.tail, Ordering::Release);
+    }
+}
+
+impl Drop for PickRing {
+    fn drop(&mut self) {
+        // SAFETY: both blocks came from `zeroed_block` with these layouts,
+        // and the io_uring that used them is closed.
+        unsafe {
+            dealloc(self.entries.as_ptr().cast(), Self::entries_layout());
+            dealloc(self.data.as_ptr(), Self::data_layout());
+        }
+    }
+}
+
+fn zeroed_block(layout: Layout) -> NonNull<u8> {
+    // SAFETY: both layouts have a non-zero size.
+    let raw = unsafe { alloc_zeroed(layout) };
+    NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
 }
 
 fn build_uring() -> io::Result<(IoUring, &'static str)> {

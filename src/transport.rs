@@ -16,7 +16,11 @@ use std::task::{Context, Poll};
 
 use glommio::net::TcpStream;
 
+use crate::recycle;
 use crate::ring::{Op, OpBuf, Ring};
+
+/// Size (and resting size) of a connection's read buffer.
+pub(crate) const READ_BUF_BYTES: usize = 4 << 10;
 
 /// An accepted TCP connection.
 pub(crate) struct Transport {
@@ -39,13 +43,22 @@ impl Transport {
     /// returned [`Read`] resolves to the count read (0: the peer closed).
     pub(crate) fn read<'a>(&'a self, buf: &'a mut Vec<u8>, at: usize) -> Read<'a> {
         let op = self.ring.recv(self.fd(), std::mem::take(buf), at);
-        Read { op, buf }
+        Read { op, buf, fd: self.fd(), ring: &self.ring }
+    }
+
+    /// Starts a read for a connection with nothing buffered: the kernel
+    /// picks one of the ring's buffers when data arrives (so `buf`, which
+    /// may be empty, is not held while the read waits), and the data is
+    /// copied to the start of `buf`, grown as needed.
+    pub(crate) fn read_fresh<'a>(&'a self, buf: &'a mut Vec<u8>) -> Read<'a> {
+        let op = self.ring.recv_picked(self.fd());
+        Read { op, buf, fd: self.fd(), ring: &self.ring }
     }
 
     /// Writes what the socket takes now of `data[at..]` (waiting until it
     /// takes something); the count written, and `data` back.
-    pub(crate) async fn write(&self, data: OpBuf, at: usize) -> (io::Result<usize>, OpBuf) {
-        self.ring.send(self.fd(), data, at).await
+    pub(crate) fn write(&self, data: OpBuf, at: usize) -> Op<'_> {
+        self.ring.send(self.fd(), data, at)
     }
 
     /// Closes the sending half, so the peer reads an end of stream after the
@@ -70,18 +83,17 @@ impl Transport {
 pub(crate) struct Read<'a> {
     op: Op<'a>,
     buf: &'a mut Vec<u8>,
+    fd: RawFd,
+    ring: &'a Ring,
 }
 
 impl Read<'_> {
     /// Ends the read early; what arrived before the cancellation is kept
     /// and counted.
     pub(crate) async fn cancel(self) -> io::Result<usize> {
-        let Read { op, buf } = self;
+        let Read { op, buf, ring, .. } = self;
         let (result, back) = op.cancel().await;
-        if let OpBuf::Vec(back) = back {
-            *buf = back;
-        }
-        result
+        settle(ring, result, back, buf)
     }
 }
 
@@ -89,10 +101,44 @@ impl Future for Read<'_> {
     type Output = io::Result<usize>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (result, back) = std::task::ready!(Pin::new(&mut self.op).poll(cx));
-        if let OpBuf::Vec(back) = back {
-            *self.buf = back;
+        loop {
+            let (result, back) = std::task::ready!(Pin::new(&mut self.op).poll(cx));
+            if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS)) {
+                // Every picked buffer is in use: read into `buf` instead.
+                let this = &mut *self;
+                if this.buf.is_empty() {
+                    *this.buf = recycle::take(&recycle::READ_BUFS);
+                    this.buf.resize(READ_BUF_BYTES, 0);
+                }
+                this.op = this.ring.recv(this.fd, std::mem::take(this.buf), 0);
+                continue;
+            }
+            let this = &mut *self;
+            return Poll::Ready(settle(this.ring, result, back, this.buf));
         }
-        Poll::Ready(result)
     }
+}
+
+/// Puts a finished read's data where the connection expects it: its own
+/// buffer back in place, or a picked buffer's bytes copied to the start of
+/// `buf`.
+fn settle(
+    ring: &Ring,
+    result: io::Result<usize>,
+    back: OpBuf,
+    buf: &mut Vec<u8>,
+) -> io::Result<usize> {
+    match back {
+        OpBuf::Vec(back) => *buf = back,
+        OpBuf::Picked(id) => {
+            let len = *result.as_ref().unwrap_or(&0);
+            if buf.capacity() == 0 {
+                *buf = recycle::take(&recycle::READ_BUFS);
+                buf.reserve(READ_BUF_BYTES);
+            }
+            ring.take_received(id, len, buf, 0);
+        }
+        OpBuf::None | OpBuf::Bytes(_) => {}
+    }
+    result
 }
