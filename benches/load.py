@@ -403,13 +403,14 @@ def read_hello(s):
 
 
 def count_closed(conns):
-    """Connections the server has closed (EOF readable without blocking)."""
+    """Connections the server has closed: EOF (or an error) readable at once."""
     closed = 0
     for s in conns:
+        s.setblocking(False)
         try:
-            closed += s.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
+            closed += s.recv(1, socket.MSG_PEEK) == b""
         except BlockingIOError:
-            pass
+            pass  # open and idle: nothing to read
         except OSError:
             closed += 1
     return closed
@@ -509,12 +510,8 @@ def load_run(scenario, repeat, port, args, script, out):
 def result_line(run):
     latency = run["latency_us"] or {}
     errors = sum(run["socket_errors"].values())
-    line = (f"{run['requests_per_sec']:,.0f} req/s  p50 {fmt_us(latency.get('p50'))}  "
+    return (f"{run['requests_per_sec']:,.0f} req/s  p50 {fmt_us(latency.get('p50'))}  "
             f"p99 {fmt_us(latency.get('p99'))}  non-2xx {run['non_2xx']}  errors {errors}")
-    if "bytes_per_idle_connection" in run:
-        line += (f"  idle: {run['bytes_per_idle_connection']:,.0f} B/conn, "
-                 f"{run['idle_closed_during_run']} closed")
-    return line
 
 
 def idle_run(scenario, repeat, args, out):
@@ -535,23 +532,29 @@ def idle_run(scenario, repeat, args, out):
     run.update(server_command=shlex.join(cmd), idle_connections=scenario.idle,
                rss_before_kib=before, rss_after_kib=after,
                bytes_per_idle_connection=(after - before) * 1024 / scenario.idle)
+    print(f"[{scenario.id} {repeat}/{args.repeat}] idle: server RSS {before:,} -> {after:,} KiB, "
+          f"{run['bytes_per_idle_connection']:,.0f} bytes per connection, "
+          f"{run['idle_closed_during_run']} of {scenario.idle:,} closed by the end", flush=True)
     return run
 
 
 def warm_up(port, args):
+    """A discarded wrk run; returns its command."""
     cmd = wrk_command(port, "/plaintext", WARMUP_S, args.connections)
     print(f"warm-up ({WARMUP_S} s, discarded): {shlex.join(cmd)}", flush=True)
     run_wrk(cmd, WARMUP_S)
+    return shlex.join(cmd)
 
 
 def run_all(args, out):
-    """Every repeat of every scenario, interleaved; returns (server command, runs)."""
+    """Every repeat of every scenario, interleaved: the server command, the
+    warm-up command and the runs."""
     scripts = write_scripts(out, args.connections)
     runs = []
     with running_server(args.binary, os.path.join(out, "logs", "server.log")) as (port, cmd, _):
         if "echo" in args.scenarios:
             verify_echo(port)
-        warm_up(port, args)
+        warm_up_command = warm_up(port, args)
         for repeat in range(1, args.repeat + 1):
             for scenario in map(BY_ID.get, args.scenarios):
                 if scenario.idle:
@@ -559,7 +562,7 @@ def run_all(args, out):
                 else:
                     runs.append(load_run(scenario, repeat, port, args,
                                          scripts.get(scenario.id), out))
-    return shlex.join(cmd), runs
+    return {"server_command": shlex.join(cmd), "warm_up_command": warm_up_command, "runs": runs}
 
 
 # ---------------------------------------------------------------- summary
@@ -676,9 +679,7 @@ Load: wrk on CPU {LOAD_CPU}, one thread, {report['settings']['connections']} con
 
 {table}
 
-{note}
-Pipelined latency is per batch of {PIPELINE_DEPTH} requests (one wrk sample per write).
-Every wrk command is in `results.json`, its raw output in `raw/`.
+{note + chr(10) if note else ""}Every wrk command is in `results.json`, its raw output in `raw/`.
 
 ![load](load.svg)
 """
@@ -699,7 +700,8 @@ def svg_text(x, y, text, size=11, anchor="start", color="#222", weight="normal")
 
 
 def svg_rect(x, y, w, h, color):
-    return f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{h:.1f}" fill="{color}"/>'
+    return (f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(w, 0):.1f}" height="{h:.1f}" '
+            f'fill="{color}"/>')
 
 
 def svg_vline(x, color="#ddd"):
@@ -736,7 +738,7 @@ def requests_panel(summary, x0, x1):
     step = nice_step(top)
     limit = step * -(-top // step)
     scale = (x1 - x0) / limit
-    parts = [svg_text(x0, PLOT_TOP - 14, "Requests/s (bar: median, dots: repeats)",
+    parts = [svg_text(x0 - 92, PLOT_TOP - 14, "Requests/s (bar: median, dots: repeats)",
                       size=13, weight="bold")]
     for i in range(int(limit // step) + 1):
         x = x0 + i * step * scale
@@ -756,6 +758,13 @@ def requests_panel(summary, x0, x1):
     return parts
 
 
+def decade_label(exponent):
+    """10 ** exponent microseconds as "10us", "1ms", "100ms", "1s"..."""
+    for unit_exponent, unit in ((6, "s"), (3, "ms"), (0, "us")):
+        if exponent >= unit_exponent or unit == "us":
+            return f"{10 ** (exponent - unit_exponent)}{unit}"
+
+
 def latency_panel(summary, x0, x1):
     """Paired horizontal bars of the median p50 and p99, log scale."""
     values = [v for s in summary.values() for v in (s["median_p50_us"], s["median_p99_us"])
@@ -767,12 +776,12 @@ def latency_panel(summary, x0, x1):
     def x_of(us):
         return x0 + (math.log10(us) - low) * scale
 
-    parts = [svg_text(x0, PLOT_TOP - 14, "Latency p50 / p99, median (log scale)", size=13,
+    parts = [svg_text(x0 - 92, PLOT_TOP - 14, "Latency, median (log scale)", size=13,
                       weight="bold"),
-             svg_rect(x1 - 70, PLOT_TOP - 48, 10, 10, P50_COLOR),
-             svg_text(x1 - 56, PLOT_TOP - 39, "p50", size=10),
-             svg_rect(x1 - 30, PLOT_TOP - 48, 10, 10, P99_COLOR),
-             svg_text(x1 - 16, PLOT_TOP - 39, "p99", size=10)]
+             svg_rect(x1 - 70, PLOT_TOP - 23, 10, 10, P50_COLOR),
+             svg_text(x1 - 56, PLOT_TOP - 14, "p50", size=10),
+             svg_rect(x1 - 30, PLOT_TOP - 23, 10, 10, P99_COLOR),
+             svg_text(x1 - 16, PLOT_TOP - 14, "p99", size=10)]
     for decade in range(low, high + 1):
         for mantissa in (1, 2, 5):
             us = mantissa * 10 ** decade
@@ -780,8 +789,8 @@ def latency_panel(summary, x0, x1):
                 break
             parts.append(svg_vline(x_of(us), "#ddd" if mantissa == 1 else "#f0f0f0"))
             if mantissa == 1:
-                parts.append(svg_text(x_of(us), PLOT_BOTTOM + 14, fmt_us(us), size=10,
-                                      anchor="middle", color="#555"))
+                parts.append(svg_text(x_of(us), PLOT_BOTTOM + 14, decade_label(decade),
+                                      size=10, anchor="middle", color="#555"))
     row, centers = row_centers(len(summary))
     thickness = min(11, row * 0.3)
     for s, y in zip(summary.values(), centers):
@@ -796,7 +805,7 @@ def latency_panel(summary, x0, x1):
     return parts
 
 
-def write_svg(out, report, summary, note):
+def write_svg(out, report, summary):
     machine = report["machine"]
     commit = (machine["git_commit"] or "unknown")[:10] + (" (dirty)" if machine["git_dirty"]
                                                          else "")
@@ -812,9 +821,14 @@ def write_svg(out, report, summary, note):
                       size=11, color="#555")]
     parts += requests_panel(summary, 112, 380)
     parts += latency_panel(summary, 552, 835)
-    footnotes = [f"* one latency sample per batch of {PIPELINE_DEPTH} pipelined requests.",
-                 note]
-    for i, line in enumerate(filter(None, footnotes)):
+    footnotes = [f"* one latency sample per {s['latency_unit']} pipelined requests ({sid})."
+                 for sid, s in summary.items() if s["latency_unit"] != "request"]
+    for sid, s in summary.items():
+        if "median_bytes_per_idle_connection" in s:
+                footnotes.append(f"{sid}: load with {IDLE_CONNECTIONS:,} idle keep-alive "
+                             f"connections open; {s['median_bytes_per_idle_connection']:,.0f} "
+                             "bytes of server RSS per idle connection (median).")
+    for i, line in enumerate(footnotes):
         parts.append(svg_text(20, SVG_H - 34 + 15 * i, line, size=10, color="#555"))
     parts.append("</svg>")
     with open(os.path.join(out, "load.svg"), "w") as f:
@@ -845,15 +859,17 @@ def main():
         "machine": machine_info(),
     }
     print(f"results go to {out}", flush=True)
-    report["server_command"], runs = run_all(args, out)
+    served = run_all(args, out)
+    runs = served.pop("runs")
     summary = summarize(runs, args.scenarios)
-    report.update(scenarios=summary, runs=runs)
+    report.update(served, scenarios=summary, runs=runs)
     table, note = markdown_table(summary, args.repeat), idle_note(summary, runs)
     write_json(out, report)
     write_csv(out, runs)
     write_readme(out, report, table, note)
-    write_svg(out, report, summary, note)
-    print(f"\n{table}\n\n{note}\n\nwritten: {out}/{{results.json,results.csv,load.svg,README.md}}")
+    write_svg(out, report, summary)
+    print("\n" + "\n\n".join(filter(None, [table, note])), flush=True)
+    print(f"\nwritten: {out}/{{results.json,results.csv,load.svg,README.md}}")
 
 
 if __name__ == "__main__":
