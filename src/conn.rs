@@ -1,13 +1,21 @@
 //! One task per connection: read, parse every request the buffer holds,
 //! call the application, write the responses of a batch with one write.
 //!
-//! Hot-path discipline: the read buffer and the write buffer belong to the
-//! connection and are reused for every request; a request costs the two
-//! allocations of its parsed head (plus its body, if any); the `Date` value
-//! is a per-core copy refreshed once a second by a timer, not formatted per
-//! request. Responses to pipelined requests accumulate in the write buffer
-//! and go out in one write when the read buffer holds no further complete
-//! request (or before any read that might wait).
+//! Hot-path discipline: no allocation per request (`tests/zero_alloc.rs`):
+//! a request's head vectors, its response's header list, the connection's
+//! buffers while it is idle and the future that handles a request are all
+//! recycled per core (`recycle`); only a request body is a fresh vector
+//! handed to the application. The `Date` value is a per-core copy refreshed
+//! once a second by a timer, not formatted per request. Responses to
+//! pipelined requests accumulate in the write buffer and go out in one
+//! write when the read buffer holds no further complete request (or before
+//! any read that might wait).
+//!
+//! Idle cost: a connection waiting for its next request holds no buffer
+//! (its receive takes one of the ring's kernel-picked buffers when data
+//! arrives) and no request-handling future; what remains is its task
+//! (about 1.3 KB) and its registry entry: about 2.2 KB of RSS per idle
+//! connection, where nginx needs about 550 B (`benches/idle_memory.py`).
 //!
 //! Close rules: after a request that asked for it (`Connection: close`, or
 //! HTTP/1.0 without keep-alive), after a response that asked for it, after
@@ -27,26 +35,41 @@
 //! idle keep-alive connections are closed, in-flight requests finish with
 //! `Connection: close`, and what outlives the graceful timeout is cut.
 //!
-//! Transport, measured: with full HTTP parsing on glommio's `TcpStream`
-//! this server runs at 0.87-0.96x the glommio floor server (which parses
-//! nothing) in keep-alive plaintext; a profile of that scenario puts 77 % of
-//! the server's CPU in the kernel (recv/send syscalls and the TCP stack) and
-//! under 5 % in this crate's HTTP code. The next gains are in `transport`
-//! (ring-submitted recv/send), not here.
+//! Transport, decided by measurement: connections do their I/O as
+//! operations on a second io_uring per core (`ring`), driven by one glommio
+//! task that submits and reaps everything queued in one `io_uring_enter`
+//! per turn; glommio stays the executor (timers, tasks, placement, blocking
+//! pool). The alternatives, measured side by side on this machine
+//! (`bench-results/ab-transport-2026-11-22`, medians of 3 interleaved runs,
+//! one core):
+//!
+//! | transport | keep-alive, same core | CPU µs/req | pipelined ×16 | syscalls/req |
+//! |---|---|---|---|---|
+//! | glommio `TcpStream` (plain recv/send syscalls, ring for readiness) | 53.6k | 9.44 | 753k | 2.33 |
+//! | socket ring driven from a glommio task (this module) | 63.5k | 7.75 | 1.09M | 0.96 |
+//!
+//! The ring's wake-up path is what makes it pay where batches are small:
+//! a turn only when something is queued or the kernel flags work (read
+//! from the shared ring, no syscall), the receive queued together with the
+//! pending responses, deferred task work so completions arrive in one batch
+//! on this thread, and the eventfd switched on only while the driver
+//! sleeps. An executor of our own on a raw ring (no glommio) and busy
+//! polling were not taken: the first drops glommio's timers and placement,
+//! the second burns a core while idle and, with the load generator on the
+//! same core, takes its CPU.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::{FutureExt, StreamExt};
-use glommio::net::TcpListener;
 use tracing::{debug, error, warn};
 
 use crate::admission::Admission;
@@ -59,7 +82,7 @@ use crate::http::{
 use crate::metrics::CoreMetrics;
 use crate::probe::OnRequestPath;
 use crate::recycle::{self, Recycled};
-use crate::ring::{OpBuf, Ring};
+use crate::ring::{Detached, OpBuf, Ring};
 use crate::runtime::ShutdownSignal;
 use crate::sys;
 use crate::transport::{Transport, READ_BUF_BYTES};
@@ -232,13 +255,17 @@ pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
 
 /// Accepts connections until shutdown, one task each.
 pub(crate) async fn accept_loop<A: App>(
-    listener: TcpListener,
+    listener: OwnedFd,
     core: Rc<CoreState<A>>,
     shutdown: ShutdownSignal,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
+        let io = match sys::accept(&listener) {
+            Ok(socket) => Transport::new(socket, core.ring.clone()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let _ = core.ring.readable(listener.as_raw_fd()).await;
+                continue;
+            }
             Err(_) if shutdown.is_triggered() => return,
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning;
@@ -255,25 +282,23 @@ pub(crate) async fn accept_loop<A: App>(
         }
         let metrics = &core.metrics;
         metrics.connections_accepted.inc();
-        let peer = match stream.peer_addr() {
+        let peer = match io.peer_addr() {
             Ok(peer) => peer,
             Err(_) => continue, // already gone
         };
         let core = core.clone();
         if metrics.connections_open.get() >= core.max_connections {
             metrics.connections_shed.inc();
-            glommio::spawn_local(shed_connection(Transport::new(stream, core.ring.clone()), core))
-                .detach();
+            glommio::spawn_local(shed_connection(io, core)).detach();
             continue;
         }
         metrics.connections_open.inc();
         let id = core.next_connection.get();
         core.next_connection.set(id + 1);
         let watch = Rc::new(Watch::default());
-        let entry = ConnEntry { fd: stream.as_raw_fd(), peer, watch: watch.clone() };
+        let entry = ConnEntry { fd: io.fd(), peer, watch: watch.clone() };
         core.connections.borrow_mut().insert(id, entry);
         let open = OpenConnection { core: core.clone(), id };
-        let io = Transport::new(stream, core.ring.clone());
         let conn = Conn::new(io, peer, core, watch);
         let task = OnRequestPath(conn.run(open));
         glommio::spawn_local(task).detach();
@@ -454,6 +479,14 @@ enum BodyRead {
     Invalid(ParseError),
 }
 
+/// How a busy connection's stretch of work ended.
+enum Busy {
+    /// Nothing buffered, every response written; this receive is waiting
+    /// for the next request.
+    Idle(Detached),
+    Ended(Next),
+}
+
 /// Whether the connection stays open after a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Next {
@@ -527,19 +560,58 @@ impl<A: App> Conn<A> {
 
     /// Serves requests until either side closes. `KeepAlive` here means the
     /// client closed first.
+    ///
+    /// A connection is busy (requests buffered or being handled, responses
+    /// being written: [`Conn::serve_busy`], a large future that lives in a
+    /// recycled block) or idle (nothing buffered, every response written, a
+    /// receive in flight). An idle connection's task holds only the small
+    /// idle state: that is what 10 000 open keep-alive connections cost.
     async fn serve(&mut self) -> io::Result<Next> {
+        loop {
+            let read = match Recycled::new(self.serve_busy()).await? {
+                Busy::Idle(read) => read,
+                Busy::Ended(next) => return Ok(next),
+            };
+            self.idle_since = Instant::now();
+            let read = self.io.resume_read(read, &mut self.rbuf.buf);
+            if self.core.draining.get() {
+                // Bytes that raced the drain still count as a request.
+                return match read.cancel().await {
+                    Ok(n @ 1..) => {
+                        self.rbuf.advance(n);
+                        self.wbuf = recycle::take(&recycle::WRITE_BUFS);
+                        continue;
+                    }
+                    _ => Ok(Next::KeepAlive),
+                };
+            }
+            self.watch.idle.set(true);
+            self.watch.deadline.set(Some(self.idle_since + self.core.timeouts.keep_alive));
+            let result = read.await;
+            self.watch.deadline.set(None);
+            self.watch.idle.set(false);
+            match result? {
+                0 if self.watch.timed_out.get() => return Ok(Next::Close),
+                0 => return Ok(Next::KeepAlive),
+                n => {
+                    self.rbuf.advance(n);
+                    self.wbuf = recycle::take(&recycle::WRITE_BUFS);
+                }
+            }
+        }
+    }
+
+    /// Serves what is buffered, reading what completes it, until the
+    /// connection goes idle (then with its next receive in flight) or ends.
+    async fn serve_busy(&mut self) -> io::Result<Busy> {
         loop {
             match http::parse_head(self.rbuf.filled(), &self.core.limits) {
                 Ok(Some((head, len))) => {
                     self.rbuf.consume(len);
                     self.head_started = None;
-                    // Handling a request may wait on its body, the
-                    // application and a streamed response: that future is
-                    // large, so it lives in a recycled block, not in every
-                    // idle connection's task.
-                    if Recycled::new(self.handle(head)).await? == Next::Close {
+                    if self.handle(head).await? == Next::Close {
                         self.flush().await?;
-                        return Ok(Next::Close);
+                        return Ok(Busy::Ended(Next::Close));
                     }
                     self.served_any = true;
                     self.rbuf.shrink();
@@ -550,56 +622,59 @@ impl<A: App> Conn<A> {
                     // the core from its other connections and timers.
                     glommio::yield_if_needed().await;
                 }
+                Ok(None) if self.served_any && self.rbuf.filled().is_empty() => {
+                    return self.go_idle().await;
+                }
                 Ok(None) => {
-                    // Time spent writing responses is not the client's idle
-                    // or header time: flush first, then start counting.
+                    // Time spent writing responses is not the client's
+                    // header time: flush first, then start counting.
                     if !self.wbuf.is_empty() {
                         self.flush().await?;
                     }
-                    if self.served_any && self.rbuf.filled().is_empty() {
-                        // Idle from now until the next request.
-                        self.idle_since = Instant::now();
-                    }
-                    let timeouts = self.core.timeouts;
-                    let deadline = if !self.served_any {
-                        // A new connection: its first head must be complete
-                        // within the header timeout of the connection's start.
-                        self.idle_since + timeouts.request_header
-                    } else if self.rbuf.filled().is_empty() {
-                        self.idle_since + timeouts.keep_alive
-                    } else {
+                    // A new connection's first head must be complete within
+                    // the header timeout of the connection's start; a later
+                    // one within the header timeout of its first bytes.
+                    let started = if self.served_any {
                         *self.head_started.get_or_insert_with(Instant::now)
-                            + timeouts.request_header
+                    } else {
+                        self.idle_since
                     };
-                    // Idle: between requests of a keep-alive connection. A
-                    // new connection is not idle: its first request is on
-                    // its way and is served even while the core drains.
-                    let idle = self.served_any && self.rbuf.filled().is_empty();
-                    if idle && self.core.draining.get() {
-                        return Ok(Next::KeepAlive);
-                    }
-                    self.watch.idle.set(idle);
-                    let filled = self.fill(0, Wait::Until(deadline)).await;
-                    self.watch.idle.set(false);
-                    match filled? {
+                    let deadline = started + self.core.timeouts.request_header;
+                    match self.fill(0, Wait::Until(deadline)).await? {
                         Fill::Data => {}
-                        Fill::Eof => return Ok(Next::KeepAlive),
+                        Fill::Eof => return Ok(Busy::Ended(Next::KeepAlive)),
                         Fill::TimedOut if self.rbuf.filled().is_empty() => {
-                            return Ok(Next::Close);
+                            return Ok(Busy::Ended(Next::Close));
                         }
                         Fill::TimedOut => {
-                            Recycled::new(self.time_out()).await?;
-                            return Ok(Next::Close);
+                            self.time_out().await?;
+                            return Ok(Busy::Ended(Next::Close));
                         }
                     }
                 }
                 Err(e) => {
                     let is_head = is_head_request(self.rbuf.filled());
-                    Recycled::new(self.refuse(e, is_head)).await?;
-                    return Ok(Next::Close);
+                    self.refuse(e, is_head).await?;
+                    return Ok(Busy::Ended(Next::Close));
                 }
             }
         }
+    }
+
+    /// Starts the receive of the next request, writes the pending responses
+    /// (one submission for both), and lets go of both buffers: the receive
+    /// takes one of the ring's when data arrives.
+    async fn go_idle(&mut self) -> io::Result<Busy> {
+        let Conn { io, rbuf, wbuf, core, watch, .. } = self;
+        rbuf.release();
+        let read = io.read_fresh(&mut rbuf.buf);
+        let stall = Stall { watch, limit: core.timeouts.write };
+        if let Err(e) = write_pending(io, wbuf, stall).await {
+            let _ = read.cancel().await;
+            return Err(e);
+        }
+        recycle::give(&recycle::WRITE_BUFS, std::mem::take(wbuf));
+        Ok(Busy::Idle(read.detach()))
     }
 
     /// Flushes pending responses, then reads more, waiting as `wait` says.

@@ -12,7 +12,7 @@
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::OwnedFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::warn;
@@ -87,12 +87,12 @@ fn warn_if_backlog_clamped(backlog: u32) {
     }
 }
 
-/// Adopts a duplicate of `socket` into the current core's executor. Must be
-/// called on an executor thread.
-pub(crate) fn adopt(socket: &Socket) -> io::Result<glommio::net::TcpListener> {
-    let fd = socket.try_clone()?.into_raw_fd();
-    // SAFETY: `fd` is a freshly duplicated descriptor of a bound, listening
-    // TCP socket that nothing else owns; glommio takes ownership and closes
-    // it when the listener is dropped.
-    Ok(unsafe { glommio::net::TcpListener::from_raw_fd(fd) })
+/// A core's own descriptor of the listening `socket` (a duplicate): its
+/// accepts are operations on the core's socket ring.
+pub(crate) fn adopt(socket: &Socket) -> io::Result<OwnedFd> {
+    let own = socket.try_clone()?;
+    // Accepts are tried at once and waited for on the ring when none is
+    // pending (the flag is shared by every duplicate).
+    own.set_nonblocking(true)?;
+    Ok(OwnedFd::from(own))
 }

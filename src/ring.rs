@@ -102,7 +102,8 @@ enum SlotState {
 struct RingInner {
     uring: IoUring,
     /// Declared after `uring`: dropped after the kernel let go of it.
-    picks: PickRing,
+    /// `None` where the kernel has no provided-buffer rings (before 5.19).
+    picks: Option<PickRing>,
     slots: Vec<Slot>,
     free: Vec<u32>,
 }
@@ -128,7 +129,13 @@ impl Ring {
         let mut uring = uring;
         uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
         uring.completion().disable_eventfd();
-        let picks = PickRing::new(&uring)?;
+        let picks = match PickRing::new(&uring) {
+            Ok(picks) => Some(picks),
+            Err(e) => {
+                debug!("socket ring: no provided-buffer ring ({e}); reads use their own buffers");
+                None
+            }
+        };
         let ring = Ring {
             inner: RefCell::new(RingInner { uring, picks, slots: Vec::new(), free: Vec::new() }),
             eventfd,
@@ -149,6 +156,11 @@ impl Ring {
         })
     }
 
+    /// Whether [`Ring::recv_picked`] is available.
+    pub(crate) fn picks_buffers(&self) -> bool {
+        self.inner.borrow().picks.is_some()
+    }
+
     /// Receives into a buffer the kernel picks from the ring's own when data
     /// arrives: the connection holds no buffer while it waits. The result
     /// comes with [`OpBuf::Picked`], or fails with `ENOBUFS` when every
@@ -166,12 +178,22 @@ impl Ring {
     /// `dst[at..]` (growing it as needed) and gives the buffer back.
     pub(crate) fn take_received(&self, id: u16, len: usize, dst: &mut Vec<u8>, at: usize) {
         let mut inner = self.inner.borrow_mut();
-        let data = inner.picks.data(id, len);
+        let Some(picks) = inner.picks.as_mut() else { return };
+        let data = picks.data(id, len);
         if dst.len() < at + len {
             dst.resize(at + len, 0);
         }
         dst[at..at + len].copy_from_slice(data);
-        inner.picks.give_back(id);
+        picks.give_back(id);
+    }
+
+    /// Waits until `fd` is readable (or hung up). Used for the listening
+    /// socket: an accept stays a syscall, so a ring left behind by an
+    /// executor that died can never take a connection out of the queue.
+    pub(crate) fn readable(&self, fd: RawFd) -> Op<'_> {
+        self.start(OpBuf::None, |_| {
+            opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32).build()
+        })
     }
 
     /// Sends `buf[at..]` (what the socket takes: the count may be short).
@@ -227,8 +249,10 @@ impl Ring {
             }
             // Completed but never looked at: nothing is in flight.
             SlotState::Done(_, flags) => {
-                if let Some(id) = io_uring::cqueue::buffer_select(flags) {
-                    inner.picks.give_back(id);
+                if let (Some(id), Some(picks)) =
+                    (io_uring::cqueue::buffer_select(flags), inner.picks.as_mut())
+                {
+                    picks.give_back(id);
                 }
                 inner.release(slot);
             }
@@ -287,7 +311,9 @@ impl Ring {
                     slot.state = SlotState::Free;
                     slot.buf = OpBuf::None;
                     free.push(user_data as u32);
-                    if let Some(id) = io_uring::cqueue::buffer_select(cqe.flags()) {
+                    if let (Some(id), Some(picks)) =
+                        (io_uring::cqueue::buffer_select(cqe.flags()), picks.as_mut())
+                    {
                         picks.give_back(id);
                     }
                 }
@@ -351,7 +377,28 @@ pub(crate) struct Op<'a> {
     finished: bool,
 }
 
-impl Op<'_> {
+/// An operation in flight that no future is borrowing: its slot number, to
+/// be awaited again with [`Ring::resume`]. Dropping it without resuming
+/// leaves the slot (and any buffer the kernel picks) taken for good.
+#[must_use = "an operation in flight must be resumed"]
+pub(crate) struct Detached {
+    slot: u32,
+}
+
+impl Ring {
+    /// Awaits a detached operation again.
+    pub(crate) fn resume(&self, detached: Detached) -> Op<'_> {
+        Op { ring: self, slot: detached.slot, finished: false }
+    }
+}
+
+impl<'a> Op<'a> {
+    /// Lets go of the operation without cancelling it.
+    pub(crate) fn detach(mut self) -> Detached {
+        self.finished = true;
+        Detached { slot: self.slot }
+    }
+
     /// Cancels the operation and waits for its end, to get its buffer back.
     pub(crate) async fn cancel(self) -> (io::Result<usize>, OpBuf) {
         self.ring.cancel(self.slot);

@@ -117,6 +117,26 @@ pub(crate) fn shutdown_read(fd: std::os::fd::RawFd) {
     unsafe { libc::shutdown(fd, libc::SHUT_RD) };
 }
 
+/// Accepts a pending connection on the (non-blocking) listening socket:
+/// `WouldBlock` when none is waiting. The new socket is close-on-exec.
+pub(crate) fn accept(listener: &std::os::fd::OwnedFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: accept4(2) with null address pointers writes no memory.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a successful accept4 returns a new descriptor nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// Ends both sides of an open socket: the peer sees the connection end
 /// even if the socket itself is not closed yet.
 pub(crate) fn shutdown_both(fd: std::os::fd::RawFd) {

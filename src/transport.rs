@@ -9,34 +9,41 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use glommio::net::TcpStream;
+use socket2::SockRef;
 
 use crate::recycle;
-use crate::ring::{Op, OpBuf, Ring};
+use crate::ring::{Detached, Op, OpBuf, Ring};
 
 /// Size (and resting size) of a connection's read buffer.
 pub(crate) const READ_BUF_BYTES: usize = 4 << 10;
 
 /// An accepted TCP connection.
 pub(crate) struct Transport {
-    /// Owns the socket (closed when the transport is dropped); its I/O goes
+    /// The socket, closed when the transport is dropped; its I/O goes
     /// through `ring`.
-    stream: TcpStream,
+    socket: OwnedFd,
     ring: Rc<Ring>,
 }
 
 impl Transport {
-    /// Wraps an accepted stream and turns Nagle's algorithm off: responses
+    /// Wraps an accepted socket and turns Nagle's algorithm off: responses
     /// are written whole, so there is nothing to coalesce.
-    pub(crate) fn new(stream: TcpStream, ring: Rc<Ring>) -> Transport {
+    pub(crate) fn new(socket: OwnedFd, ring: Rc<Ring>) -> Transport {
         // Best effort: a socket that refuses TCP_NODELAY still works.
-        let _ = stream.set_nodelay(true);
-        Transport { stream, ring }
+        let _ = SockRef::from(&socket).set_nodelay(true);
+        Transport { socket, ring }
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+        let addr = SockRef::from(&self.socket).peer_addr()?;
+        addr.as_socket().ok_or_else(|| io::Error::other("peer is not an IP socket"))
     }
 
     /// Starts a read into `buf[at..]`: the receive is queued now, and the
@@ -51,8 +58,21 @@ impl Transport {
     /// may be empty, is not held while the read waits), and the data is
     /// copied to the start of `buf`, grown as needed.
     pub(crate) fn read_fresh<'a>(&'a self, buf: &'a mut Vec<u8>) -> Read<'a> {
+        if !self.ring.picks_buffers() {
+            if buf.capacity() == 0 {
+                *buf = recycle::take(&recycle::READ_BUFS);
+            }
+            buf.resize(READ_BUF_BYTES, 0);
+            return self.read(buf, 0);
+        }
         let op = self.ring.recv_picked(self.fd());
         Read { op, buf, fd: self.fd(), ring: &self.ring }
+    }
+
+    /// Awaits a read started by [`Transport::read_fresh`] (or `read`) and
+    /// detached since; its data lands as that read's would, in `buf`.
+    pub(crate) fn resume_read<'a>(&'a self, read: Detached, buf: &'a mut Vec<u8>) -> Read<'a> {
+        Read { op: self.ring.resume(read), buf, fd: self.fd(), ring: &self.ring }
     }
 
     /// Writes what the socket takes now of `data[at..]` (waiting until it
@@ -64,15 +84,15 @@ impl Transport {
     /// Closes the sending half, so the peer reads an end of stream after the
     /// last response.
     pub(crate) fn shutdown_write(&self) -> io::Result<()> {
-        // SAFETY: the descriptor is the open socket `stream` owns.
+        // SAFETY: the descriptor is the open socket this transport owns.
         if unsafe { libc::shutdown(self.fd(), libc::SHUT_WR) } < 0 {
             return Err(io::Error::last_os_error());
         }
         Ok(())
     }
 
-    fn fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+    pub(crate) fn fd(&self) -> RawFd {
+        self.socket.as_raw_fd()
     }
 }
 
@@ -87,7 +107,13 @@ pub(crate) struct Read<'a> {
     ring: &'a Ring,
 }
 
-impl Read<'_> {
+impl<'a> Read<'a> {
+    /// Lets go of the read without ending it; [`Transport::resume_read`]
+    /// awaits it again.
+    pub(crate) fn detach(self) -> Detached {
+        self.op.detach()
+    }
+
     /// Ends the read early; what arrived before the cancellation is kept
     /// and counted.
     pub(crate) async fn cancel(self) -> io::Result<usize> {
