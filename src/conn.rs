@@ -547,7 +547,7 @@ impl<A: App> Conn<A> {
         let peer = self.peer;
         let serve = async {
             match self.serve().await {
-                Ok(Next::Close) => self.linger_close().await,
+                Ok(Next::Close) => Recycled::new(self.linger_close()).await,
                 Ok(Next::KeepAlive) => {}
                 Err(e) => debug!(%peer, "connection ended: {e}"),
             }
@@ -567,37 +567,43 @@ impl<A: App> Conn<A> {
     /// receive in flight). An idle connection's task holds only the small
     /// idle state: that is what 10 000 open keep-alive connections cost.
     async fn serve(&mut self) -> io::Result<Next> {
+        self.rbuf.release();
+        let mut read = self.io.read_fresh(&mut self.rbuf.buf).detach();
         loop {
-            let read = match Recycled::new(self.serve_busy()).await? {
+            // Waiting: for a new connection's first request (within the
+            // header timeout of its start, served even while the core
+            // drains), or idle between requests (keep-alive timeout).
+            let idle = self.served_any;
+            let pending = self.io.resume_read(read, &mut self.rbuf.buf);
+            if idle && self.core.draining.get() {
+                // Bytes that raced the drain still count as a request.
+                match pending.cancel().await {
+                    Ok(n @ 1..) => self.rbuf.advance(n),
+                    _ => return Ok(Next::KeepAlive),
+                }
+            } else {
+                let deadline = if idle {
+                    self.idle_since = Instant::now();
+                    self.idle_since + self.core.timeouts.keep_alive
+                } else {
+                    self.idle_since + self.core.timeouts.request_header
+                };
+                self.watch.idle.set(idle);
+                self.watch.deadline.set(Some(deadline));
+                let result = pending.await;
+                self.watch.deadline.set(None);
+                self.watch.idle.set(false);
+                match result? {
+                    0 if self.watch.timed_out.get() => return Ok(Next::Close),
+                    0 => return Ok(Next::KeepAlive),
+                    n => self.rbuf.advance(n),
+                }
+            }
+            self.wbuf = recycle::take(&recycle::WRITE_BUFS);
+            read = match Recycled::new(self.serve_busy()).await? {
                 Busy::Idle(read) => read,
                 Busy::Ended(next) => return Ok(next),
             };
-            self.idle_since = Instant::now();
-            let read = self.io.resume_read(read, &mut self.rbuf.buf);
-            if self.core.draining.get() {
-                // Bytes that raced the drain still count as a request.
-                return match read.cancel().await {
-                    Ok(n @ 1..) => {
-                        self.rbuf.advance(n);
-                        self.wbuf = recycle::take(&recycle::WRITE_BUFS);
-                        continue;
-                    }
-                    _ => Ok(Next::KeepAlive),
-                };
-            }
-            self.watch.idle.set(true);
-            self.watch.deadline.set(Some(self.idle_since + self.core.timeouts.keep_alive));
-            let result = read.await;
-            self.watch.deadline.set(None);
-            self.watch.idle.set(false);
-            match result? {
-                0 if self.watch.timed_out.get() => return Ok(Next::Close),
-                0 => return Ok(Next::KeepAlive),
-                n => {
-                    self.rbuf.advance(n);
-                    self.wbuf = recycle::take(&recycle::WRITE_BUFS);
-                }
-            }
         }
     }
 
