@@ -11,10 +11,11 @@
 //! write when the read buffer holds no further complete request (or before
 //! any read that might wait).
 //!
-//! Idle cost: a connection waiting for its next request holds no buffer
-//! (its receive takes one of the ring's kernel-picked buffers when data
-//! arrives) and no request-handling future; what remains is its task
-//! (about 1.3 KB) and its registry entry: about 2.2 KB of RSS per idle
+//! Idle cost: a connection waiting for a request holds no buffer (its
+//! receive takes one of the ring's kernel-picked buffers when data arrives)
+//! and no request-handling future (that lives in a recycled block while
+//! the connection is busy); what remains is its task (576 bytes), its
+//! registry entry and its ring slot: about 1.5 KB of RSS per idle
 //! connection, where nginx needs about 550 B (`benches/idle_memory.py`).
 //!
 //! Close rules: after a request that asked for it (`Connection: close`, or
