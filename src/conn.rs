@@ -86,7 +86,7 @@ use crate::recycle::{self, Recycled};
 use crate::ring::{Detached, OpBuf, Ring};
 use crate::runtime::ShutdownSignal;
 use crate::sys;
-use crate::transport::{Transport, READ_BUF_BYTES};
+use crate::transport::{Read, Transport, READ_BUF_BYTES};
 
 /// Fewest free bytes offered to one read.
 const MIN_READ_BYTES: usize = 2 << 10;
@@ -366,8 +366,6 @@ async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
     let deadline = Instant::now() + SHED_LINGER;
     let written = with_deadline(write_within(&io, OpBuf::Vec(out), None), deadline).await;
     if let Some((Ok(()), OpBuf::Vec(mut out))) = written {
-        out.clear();
-        out.resize(4096, 0);
         linger(&io, &mut out, deadline).await;
     }
 }
@@ -676,10 +674,7 @@ impl<A: App> Conn<A> {
         rbuf.release();
         let read = io.read_fresh(&mut rbuf.buf);
         let stall = Stall { watch, limit: core.timeouts.write };
-        if let Err(e) = write_pending(io, wbuf, stall).await {
-            let _ = read.cancel().await;
-            return Err(e);
-        }
+        let read = write_beside(read, io, wbuf, stall).await?;
         recycle::give(&recycle::WRITE_BUFS, std::mem::take(wbuf));
         Ok(Busy::Idle(read.detach()))
     }
@@ -693,25 +688,11 @@ impl<A: App> Conn<A> {
         if self.watch.timed_out.get() {
             return Ok(Fill::TimedOut);
         }
-        // With nothing buffered, the kernel picks a buffer when data comes:
-        // a waiting connection holds neither a read nor a write buffer.
-        let fresh = want == 0 && self.rbuf.filled().is_empty();
+        self.rbuf.reserve(want);
         let Conn { io, rbuf, wbuf, core, watch, .. } = self;
-        let read = if fresh {
-            rbuf.release();
-            io.read_fresh(&mut rbuf.buf)
-        } else {
-            rbuf.reserve(want);
-            io.read(&mut rbuf.buf, rbuf.end)
-        };
+        let read = io.read(&mut rbuf.buf, rbuf.end);
         let stall = Stall { watch, limit: core.timeouts.write };
-        if let Err(e) = write_pending(io, wbuf, stall).await {
-            let _ = read.cancel().await;
-            return Err(e);
-        }
-        if fresh {
-            recycle::give(&recycle::WRITE_BUFS, std::mem::take(wbuf));
-        }
+        let read = write_beside(read, io, wbuf, stall).await?;
         let now = Instant::now();
         let deadline = match wait {
             Wait::Until(deadline) => deadline,
@@ -731,9 +712,6 @@ impl<A: App> Conn<A> {
             Ok(0) => Ok(Fill::Eof),
             Ok(n) => {
                 rbuf.advance(n);
-                if wbuf.capacity() == 0 {
-                    *wbuf = recycle::take(&recycle::WRITE_BUFS);
-                }
                 Ok(Fill::Data)
             }
             Err(e) => Err(e),
@@ -993,6 +971,23 @@ fn checked(response: Response) -> Response {
             "application sent an invalid status or header; answered 500"
         );
         Response::internal_error()
+    }
+}
+
+/// Writes the pending responses while `read`, already queued, waits: both
+/// reach the kernel in one submission. A failed write cancels the read.
+async fn write_beside<'a>(
+    read: Read<'a>,
+    io: &Transport,
+    wbuf: &mut Vec<u8>,
+    stall: Stall<'_>,
+) -> io::Result<Read<'a>> {
+    match write_pending(io, wbuf, stall).await {
+        Ok(()) => Ok(read),
+        Err(e) => {
+            let _ = read.cancel().await;
+            Err(e)
+        }
     }
 }
 
