@@ -60,7 +60,6 @@
 //! same core, takes its CPU.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -71,6 +70,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::{FutureExt, StreamExt};
+use slab::Slab;
 use tracing::{debug, error, warn};
 
 use crate::admission::Admission;
@@ -104,6 +104,8 @@ const SHED_LINGER: Duration = Duration::from_millis(500);
 const MAX_READ_GROWTH: usize = 64 << 10;
 /// Pending responses beyond this are written before more are produced.
 const WRITE_HIGH_WATER: usize = 64 << 10;
+/// Idle workers a core keeps beyond a sweep (see [`work`]).
+const IDLE_WORKERS: usize = 64;
 /// What every connection of one core shares.
 pub(crate) struct CoreState<A> {
     pub(crate) app: A,
@@ -119,17 +121,31 @@ pub(crate) struct CoreState<A> {
     timeouts: Timeouts,
     /// Set when the core stops: no new requests, idle connections close.
     draining: Cell<bool>,
-    /// Every open connection of the core, so a drain can reach idle ones.
-    connections: RefCell<HashMap<u64, ConnEntry>>,
-    next_connection: Cell<u64>,
+    /// Every open connection of the core: for the sweeper, for a drain, and
+    /// where an idle connection waits (parked) with no task of its own.
+    connections: RefCell<Slab<ConnEntry>>,
 }
 
-/// What the core needs to know of one open connection: to close it when
-/// idle at a drain, and to end a read or write that outlived its deadline.
+/// What the core keeps of one open connection: enough to close it when
+/// idle at a drain and to end a read or write that outlived its deadline;
+/// and while it is idle, the connection itself.
 struct ConnEntry {
     fd: RawFd,
     peer: SocketAddr,
     watch: Rc<Watch>,
+    /// The idle connection, while no task serves it.
+    parked: Option<Parked>,
+}
+
+/// An idle connection: its socket and its receive in flight, parked on the
+/// ring under the connection's key. No task, no buffer, no future: this is
+/// what an open keep-alive connection costs while it waits.
+struct Parked {
+    io: Transport,
+    read: Detached,
+    /// When it became ready for its next request.
+    idle_since: Instant,
+    served_any: bool,
 }
 
 /// A connection's I/O deadline, shared with the core's deadline sweeper.
@@ -188,8 +204,7 @@ impl<A: App> CoreState<A> {
                 write: config.timeout_write,
             },
             draining: Cell::new(false),
-            connections: RefCell::new(HashMap::new()),
-            next_connection: Cell::new(0),
+            connections: RefCell::new(Slab::new()),
         }
     }
 }
@@ -239,7 +254,8 @@ pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
     loop {
         glommio::timer::sleep(tick).await;
         let now = Instant::now();
-        for entry in core.connections.borrow().values() {
+        core.ring.retire_waiting(IDLE_WORKERS);
+        for (_, entry) in core.connections.borrow().iter() {
             let watch = &entry.watch;
             if watch.deadline.get().is_some_and(|d| now >= d) && !watch.timed_out.get() {
                 watch.timed_out.set(true);
@@ -293,30 +309,102 @@ pub(crate) async fn accept_loop<A: App>(
             glommio::spawn_local(shed_connection(io, core)).detach();
             continue;
         }
-        metrics.connections_open.inc();
-        let id = core.next_connection.get();
-        core.next_connection.set(id + 1);
-        let watch = Rc::new(Watch::default());
-        let entry = ConnEntry { fd: io.fd(), peer, watch: watch.clone() };
-        core.connections.borrow_mut().insert(id, entry);
-        let open = OpenConnection { core: core.clone(), id };
-        let conn = Conn::new(io, peer, core, watch);
-        let task = OnRequestPath(conn.run(open));
-        glommio::spawn_local(task).detach();
+        core.open(io, peer);
     }
 }
 
-/// Counts a connection as open, and keeps it in the core's registry, for
-/// as long as its task lives (also when the task is dropped unfinished).
-struct OpenConnection<A: App> {
-    core: Rc<CoreState<A>>,
-    id: u64,
+/// Serves the connections of a core whose parked receive completed, one
+/// at a time, from `first`; ends when the core has enough idle workers.
+///
+/// A core's workers are as many as it had connections busy at once (an
+/// idle connection has none, see [`Parked`]); the sweeper ends those idle
+/// beyond [`IDLE_WORKERS`].
+async fn work<A: App>(core: Rc<CoreState<A>>, first: u32) {
+    let mut key = Some(first);
+    while let Some(k) = key {
+        serve_parked(&core, k).await;
+        key = core.ring.next_ready().await;
+    }
 }
 
-impl<A: App> Drop for OpenConnection<A> {
+/// Starts a worker for every parked connection that became ready while
+/// none waited.
+pub(crate) async fn start_workers<A: App>(core: Rc<CoreState<A>>) {
+    loop {
+        let key = core.ring.unattended().await;
+        glommio::spawn_local(OnRequestPath(work(core.clone(), key))).detach();
+    }
+}
+
+/// Serves the connection parked under `key` until it is idle again (and
+/// parked) or ends. A panic ends only this connection.
+async fn serve_parked<A: App>(core: &Rc<CoreState<A>>, key: u32) {
+    let Some((mut conn, read)) = Conn::unpark(core, key) else { return };
+    let registration = Registration { core, key, parked: false };
+    let peer = conn.peer;
+    let served = async move {
+        match conn.serve(read).await {
+            Ok(Busy::Idle(read)) => {
+                conn.park(read);
+                return true;
+            }
+            Ok(Busy::Ended(Next::Close)) => Recycled::new(conn.linger_close()).await,
+            Ok(Busy::Ended(Next::KeepAlive)) => {}
+            Err(e) => debug!(%peer, "connection ended: {e}"),
+        }
+        false
+    };
+    match AssertUnwindSafe(served).catch_unwind().await {
+        Ok(parked) => registration.keep_if(parked),
+        Err(_) => error!(%peer, "connection task panicked; connection closed"),
+    }
+}
+
+/// A connection's entry in the core's registry while a task serves it:
+/// when the task lets go of the connection other than by parking it (the
+/// connection ended, panicked, or the task was dropped), the entry goes
+/// and the connection is no longer counted open.
+struct Registration<'a, A: App> {
+    core: &'a CoreState<A>,
+    key: u32,
+    parked: bool,
+}
+
+impl<A: App> Registration<'_, A> {
+    fn keep_if(mut self, parked: bool) {
+        self.parked = parked;
+    }
+}
+
+impl<A: App> Drop for Registration<'_, A> {
     fn drop(&mut self) {
-        self.core.metrics.connections_open.dec();
-        self.core.connections.borrow_mut().remove(&self.id);
+        if !self.parked {
+            let mut connections = self.core.connections.borrow_mut();
+            connections.try_remove(self.key as usize);
+            self.core.metrics.connections_open.set(connections.len() as u64);
+        }
+    }
+}
+
+impl<A: App> CoreState<A> {
+    /// Registers a new connection and parks it until its first request
+    /// arrives (within the header timeout of now, served even while the
+    /// core drains).
+    fn open(&self, io: Transport, peer: SocketAddr) {
+        let now = Instant::now();
+        let watch = Rc::new(Watch::default());
+        watch.deadline.set(Some(now + self.timeouts.request_header));
+        let read = io.read_fresh(&mut Vec::new()).detach();
+        let parked = Parked { io, read, idle_since: now, served_any: false };
+        let mut connections = self.connections.borrow_mut();
+        let fd = parked.io.fd();
+        let entry = connections.vacant_entry();
+        let key = entry.key() as u32;
+        let read = &entry.insert(ConnEntry { fd, peer, watch, parked: Some(parked) }).parked;
+        if let Some(parked) = read {
+            self.ring.park(&parked.read, key);
+        }
+        self.metrics.connections_open.set(connections.len() as u64);
     }
 }
 
@@ -332,7 +420,7 @@ pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
         // return end-of-stream; bytes already received are still read.
         // A connection's entry leaves the registry in the same step as its
         // socket is closed, so every `fd` here is open.
-        for entry in core.connections.borrow().values().filter(|e| e.watch.idle.get()) {
+        for (_, entry) in core.connections.borrow().iter().filter(|(_, e)| e.watch.idle.get()) {
             sys::shutdown_read(entry.fd);
         }
         if core.connections.borrow().is_empty() || Instant::now() >= deadline {
@@ -341,7 +429,7 @@ pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
         glommio::timer::sleep(DRAIN_POLL).await;
     }
     let cut = core.connections.borrow();
-    for entry in cut.values() {
+    for (_, entry) in cut.iter() {
         warn!(peer = %entry.peer, "graceful shutdown timed out: connection cut");
         sys::shutdown_both(entry.fd);
     }
@@ -497,6 +585,8 @@ struct Conn<A> {
     io: Transport,
     peer: SocketAddr,
     core: Rc<CoreState<A>>,
+    /// Its key in the core's registry.
+    key: u32,
     rbuf: ReadBuf,
     wbuf: Vec<u8>,
     /// When the connection became ready for its next request.
@@ -526,83 +616,69 @@ enum Fill {
 }
 
 impl<A: App> Conn<A> {
-    fn new(io: Transport, peer: SocketAddr, core: Rc<CoreState<A>>, watch: Rc<Watch>) -> Conn<A> {
-        Conn {
-            watch,
+    /// Takes the connection parked under `key` out of the registry, with
+    /// its completed receive.
+    fn unpark(core: &Rc<CoreState<A>>, key: u32) -> Option<(Conn<A>, Detached)> {
+        let connections = &mut *core.connections.borrow_mut();
+        let entry = connections.get_mut(key as usize)?;
+        let Parked { io, read, idle_since, served_any } = entry.parked.take()?;
+        let conn = Conn {
             io,
-            peer,
-            core,
+            peer: entry.peer,
+            core: core.clone(),
+            key,
             rbuf: ReadBuf::new(),
             wbuf: Vec::new(),
-            idle_since: Instant::now(),
+            idle_since,
             head_started: None,
-            served_any: false,
-        }
-    }
-
-    /// The connection's task: serves it until it ends. A panic ends only
-    /// this connection; `open` keeps it counted and registered meanwhile.
-    async fn run(mut self, open: OpenConnection<A>) {
-        let peer = self.peer;
-        let serve = async {
-            match self.serve().await {
-                Ok(Next::Close) => Recycled::new(self.linger_close()).await,
-                Ok(Next::KeepAlive) => {}
-                Err(e) => debug!(%peer, "connection ended: {e}"),
-            }
+            served_any,
+            watch: entry.watch.clone(),
         };
-        if AssertUnwindSafe(serve).catch_unwind().await.is_err() {
-            error!(%peer, "connection task panicked; connection closed");
-        }
-        drop(open);
+        Some((conn, read))
     }
 
-    /// Serves requests until either side closes. `KeepAlive` here means the
-    /// client closed first.
+    /// Parks the idle connection, its next receive in flight: it waits
+    /// in the registry, with the keep-alive timeout, and no task.
+    fn park(self, read: Detached) {
+        let Conn { io, core, key, idle_since, served_any, watch, .. } = self;
+        watch.idle.set(true);
+        watch.deadline.set(Some(idle_since + core.timeouts.keep_alive));
+        let mut connections = core.connections.borrow_mut();
+        let Some(entry) = connections.get_mut(key as usize) else { return };
+        core.ring.park(&read, key);
+        entry.parked = Some(Parked { io, read, idle_since, served_any });
+    }
+
+    /// Serves the connection from the completion of its parked receive
+    /// until it is idle again (`Busy::Idle`, its next receive in flight) or
+    /// ends. `Ended(KeepAlive)` here means the client closed first.
     ///
     /// A connection is busy (requests buffered or being handled, responses
     /// being written: [`Conn::serve_busy`], a large future that lives in a
-    /// recycled block) or idle (nothing buffered, every response written, a
-    /// receive in flight). An idle connection's task holds only the small
-    /// idle state: that is what 10 000 open keep-alive connections cost.
-    async fn serve(&mut self) -> io::Result<Next> {
-        self.rbuf.release();
-        let mut read = self.io.read_fresh(&mut self.rbuf.buf).detach();
+    /// recycled block) or idle: nothing buffered, every response written,
+    /// a receive in flight, and the connection parked in the registry with
+    /// no task (see [`Parked`]).
+    async fn serve(&mut self, read: Detached) -> io::Result<Busy> {
+        let result = self.io.resume_read(read, &mut self.rbuf.buf).await;
+        self.watch.deadline.set(None);
+        self.watch.idle.set(false);
+        match result? {
+            0 if self.watch.timed_out.get() => return Ok(Busy::Ended(Next::Close)),
+            0 => return Ok(Busy::Ended(Next::KeepAlive)),
+            n => self.rbuf.advance(n),
+        }
         loop {
-            // Waiting: for a new connection's first request (within the
-            // header timeout of its start, served even while the core
-            // drains), or idle between requests (keep-alive timeout).
-            let idle = self.served_any;
-            let pending = self.io.resume_read(read, &mut self.rbuf.buf);
-            if idle && self.core.draining.get() {
-                // Bytes that raced the drain still count as a request.
-                match pending.cancel().await {
-                    Ok(n @ 1..) => self.rbuf.advance(n),
-                    _ => return Ok(Next::KeepAlive),
-                }
-            } else {
-                let deadline = if idle {
-                    self.idle_since = Instant::now();
-                    self.idle_since + self.core.timeouts.keep_alive
-                } else {
-                    self.idle_since + self.core.timeouts.request_header
-                };
-                self.watch.idle.set(idle);
-                self.watch.deadline.set(Some(deadline));
-                let result = pending.await;
-                self.watch.deadline.set(None);
-                self.watch.idle.set(false);
-                match result? {
-                    0 if self.watch.timed_out.get() => return Ok(Next::Close),
-                    0 => return Ok(Next::KeepAlive),
-                    n => self.rbuf.advance(n),
-                }
-            }
             self.wbuf = recycle::take(&recycle::WRITE_BUFS);
-            read = match Recycled::new(self.serve_busy()).await? {
-                Busy::Idle(read) => read,
-                Busy::Ended(next) => return Ok(next),
+            let read = match Recycled::new(self.serve_busy()).await? {
+                Busy::Idle(read) if self.core.draining.get() => read,
+                busy => return Ok(busy),
             };
+            // Idle while the core drains: the connection closes, unless
+            // bytes raced the drain (they still count as a request).
+            match self.io.resume_read(read, &mut self.rbuf.buf).cancel().await {
+                Ok(n @ 1..) => self.rbuf.advance(n),
+                _ => return Ok(Busy::Ended(Next::KeepAlive)),
+            }
         }
     }
 
@@ -676,6 +752,7 @@ impl<A: App> Conn<A> {
         let stall = Stall { watch, limit: core.timeouts.write };
         let read = write_beside(read, io, wbuf, stall).await?;
         recycle::give(&recycle::WRITE_BUFS, std::mem::take(wbuf));
+        self.idle_since = Instant::now();
         Ok(Busy::Idle(read.detach()))
     }
 

@@ -30,6 +30,7 @@
 use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -86,8 +87,17 @@ impl OpBuf {
 /// `user_data`.
 struct Slot {
     state: SlotState,
-    waker: Option<Waker>,
+    notify: Notify,
     buf: OpBuf,
+}
+
+/// Who learns of an operation's completion.
+enum Notify {
+    Nobody,
+    /// The task awaiting its future.
+    Task(Waker),
+    /// The core's ready queue, under this key (see [`Ring::park`]).
+    Queue(u32),
 }
 
 enum SlotState {
@@ -116,8 +126,23 @@ pub(crate) struct Ring {
     sleeping: Cell<Option<Waker>>,
     /// Set when an operation was queued while the driver slept.
     kicked: Cell<bool>,
+    /// Parked operations that completed, and the tasks that take them.
+    parking: RefCell<Parking>,
     /// How the ring was set up, for the start-up log.
     setup: &'static str,
+}
+
+/// The ready queue of parked operations (see [`Ring::park`]).
+#[derive(Default)]
+struct Parking {
+    /// Keys of parked operations that completed, oldest first.
+    ready: VecDeque<u32>,
+    /// Tasks waiting in [`Ring::next_ready`].
+    waiting: Vec<Waker>,
+    /// How many woken waiting tasks are to end (see [`Ring::retire_waiting`]).
+    retiring: usize,
+    /// The task waiting in [`Ring::unattended`].
+    unattended: Option<Waker>,
 }
 
 impl Ring {
@@ -141,6 +166,7 @@ impl Ring {
             eventfd,
             sleeping: Cell::new(None),
             kicked: Cell::new(false),
+            parking: RefCell::default(),
             setup,
         };
         Ok(Rc::new(ring))
@@ -210,7 +236,9 @@ impl Ring {
         let slot = match inner.free.pop() {
             Some(slot) => slot,
             None => {
-                inner.slots.push(Slot { state: SlotState::Free, waker: None, buf: OpBuf::None });
+                let free =
+                    Slot { state: SlotState::Free, notify: Notify::Nobody, buf: OpBuf::None };
+                inner.slots.push(free);
                 (inner.slots.len() - 1) as u32
             }
         };
@@ -241,7 +269,7 @@ impl Ring {
         match s.state {
             SlotState::Pending => {
                 s.state = SlotState::Abandoned;
-                s.waker = None;
+                s.notify = Notify::Nobody;
                 let cancel = opcode::AsyncCancel::new(u64::from(slot)).build().user_data(DETACHED);
                 inner.push(&cancel);
                 drop(inner);
@@ -302,10 +330,12 @@ impl Ring {
             match slot.state {
                 SlotState::Pending => {
                     slot.state = SlotState::Done(cqe.result(), cqe.flags());
-                    if let Some(waker) = slot.waker.take() {
-                        waker.wake();
-                        completed += 1;
+                    match std::mem::replace(&mut slot.notify, Notify::Nobody) {
+                        Notify::Nobody => continue,
+                        Notify::Task(waker) => waker.wake(),
+                        Notify::Queue(key) => self.deliver(key),
                     }
+                    completed += 1;
                 }
                 SlotState::Abandoned => {
                     slot.state = SlotState::Free;
@@ -364,7 +394,7 @@ impl RingInner {
         let s = &mut self.slots[slot as usize];
         s.state = SlotState::Free;
         s.buf = OpBuf::None;
-        s.waker = None;
+        s.notify = Notify::Nobody;
         self.free.push(slot);
     }
 }
@@ -389,6 +419,79 @@ impl Ring {
     /// Awaits a detached operation again.
     pub(crate) fn resume(&self, detached: Detached) -> Op<'_> {
         Op { ring: self, slot: detached.slot, finished: false }
+    }
+
+    /// Parks a detached operation: no task waits for it; when it completes,
+    /// `key` joins the ready queue, and one task waiting in
+    /// [`Ring::next_ready`] (or else the one in [`Ring::unattended`]) is
+    /// woken to take it and [`Ring::resume`] the operation.
+    pub(crate) fn park(&self, op: &Detached, key: u32) {
+        let mut inner = self.inner.borrow_mut();
+        let s = &mut inner.slots[op.slot as usize];
+        if let SlotState::Done(..) = s.state {
+            drop(inner);
+            self.deliver(key);
+        } else {
+            s.notify = Notify::Queue(key);
+        }
+    }
+
+    fn deliver(&self, key: u32) {
+        let mut parking = self.parking.borrow_mut();
+        parking.ready.push_back(key);
+        let waker = parking.waiting.pop().or_else(|| parking.unattended.take());
+        drop(parking);
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// The key of the next parked operation that completed; `None` tells
+    /// the calling task to end (see [`Ring::retire_waiting`]).
+    pub(crate) async fn next_ready(&self) -> Option<u32> {
+        poll_fn(|cx| {
+            let mut parking = self.parking.borrow_mut();
+            if let Some(key) = parking.ready.pop_front() {
+                return Poll::Ready(Some(key));
+            }
+            if parking.retiring > 0 {
+                parking.retiring -= 1;
+                return Poll::Ready(None);
+            }
+            parking.waiting.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// The key of a parked operation that completed while no task waited in
+    /// [`Ring::next_ready`]: its taker has to be started.
+    pub(crate) async fn unattended(&self) -> u32 {
+        poll_fn(|cx| {
+            let mut parking = self.parking.borrow_mut();
+            if parking.waiting.is_empty() {
+                if let Some(key) = parking.ready.pop_front() {
+                    return Poll::Ready(key);
+                }
+            }
+            parking.unattended = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Tells the tasks waiting in [`Ring::next_ready`] beyond the first
+    /// `keep` to end.
+    pub(crate) fn retire_waiting(&self, keep: usize) {
+        let mut parking = self.parking.borrow_mut();
+        let surplus = parking.waiting.len().saturating_sub(keep);
+        if surplus == 0 {
+            return;
+        }
+        let retired: Vec<Waker> = parking.waiting.drain(..surplus).collect();
+        parking.retiring += surplus;
+        drop(parking);
+        retired.into_iter().for_each(Waker::wake);
     }
 }
 
@@ -429,9 +532,9 @@ impl Future for Op<'_> {
                 Poll::Ready((result, buf))
             }
             _ => {
-                match &mut s.waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    waker => *waker = Some(cx.waker().clone()),
+                match &mut s.notify {
+                    Notify::Task(waker) if waker.will_wake(cx.waker()) => {}
+                    notify => *notify = Notify::Task(cx.waker().clone()),
                 }
                 Poll::Pending
             }

@@ -452,6 +452,7 @@ where
         }
         glommio::spawn_local(conn::tick_date(state.clone())).detach();
         glommio::spawn_local(conn::sweep_deadlines(state.clone())).detach();
+        glommio::spawn_local(conn::start_workers(state.clone())).detach();
         serving.store(true, Ordering::SeqCst);
         report(Ok(core));
         drop(report);
