@@ -328,11 +328,17 @@ async fn work<A: App>(core: Rc<CoreState<A>>, first: u32) {
 }
 
 /// Starts a worker for every parked connection that became ready while
-/// none waited.
+/// none waited, and was still not taken once the tasks woken with it ran:
+/// workers finishing a write in the same turn of the ring take the new
+/// arrivals, and the core keeps as many workers as it has connections busy
+/// at once, not one per arrival.
 pub(crate) async fn start_workers<A: App>(core: Rc<CoreState<A>>) {
     loop {
-        let key = core.ring.unattended().await;
-        glommio::spawn_local(OnRequestPath(work(core.clone(), key))).detach();
+        core.ring.unattended().await;
+        futures_lite::future::yield_now().await;
+        while let Some(key) = core.ring.take_unattended() {
+            glommio::spawn_local(OnRequestPath(work(core.clone(), key))).detach();
+        }
     }
 }
 
@@ -670,12 +676,23 @@ impl<A: App> Conn<A> {
         loop {
             self.wbuf = recycle::take(&recycle::WRITE_BUFS);
             let read = match Recycled::new(self.serve_busy()).await? {
-                Busy::Idle(read) if self.core.draining.get() => read,
-                busy => return Ok(busy),
+                Busy::Idle(read) => read,
+                ended => return Ok(ended),
             };
+            // The last responses go out while the receive waits, from this
+            // small future: a burst of connections finishing at once holds
+            // no busy futures meanwhile.
+            let read = self.io.resume_read(read, &mut self.rbuf.buf);
+            let stall = Stall { watch: &self.watch, limit: self.core.timeouts.write };
+            let read = write_beside(read, &self.io, &mut self.wbuf, stall).await?;
+            recycle::give(&recycle::WRITE_BUFS, std::mem::take(&mut self.wbuf));
+            self.idle_since = Instant::now();
+            if !self.core.draining.get() {
+                return Ok(Busy::Idle(read.detach()));
+            }
             // Idle while the core drains: the connection closes, unless
             // bytes raced the drain (they still count as a request).
-            match self.io.resume_read(read, &mut self.rbuf.buf).cancel().await {
+            match read.cancel().await {
                 Ok(n @ 1..) => self.rbuf.advance(n),
                 _ => return Ok(Busy::Ended(Next::KeepAlive)),
             }
@@ -742,18 +759,13 @@ impl<A: App> Conn<A> {
         }
     }
 
-    /// Starts the receive of the next request, writes the pending responses
-    /// (one submission for both), and lets go of both buffers: the receive
-    /// takes one of the ring's when data arrives.
+    /// Starts the receive of the next request and lets go of the read
+    /// buffer: the receive takes one of the ring's when data arrives. The
+    /// pending responses are written by [`Conn::serve`], in the same
+    /// submission, once the busy future is back in its shelf.
     async fn go_idle(&mut self) -> io::Result<Busy> {
-        let Conn { io, rbuf, wbuf, core, watch, .. } = self;
-        rbuf.release();
-        let read = io.read_fresh(&mut rbuf.buf);
-        let stall = Stall { watch, limit: core.timeouts.write };
-        let read = write_beside(read, io, wbuf, stall).await?;
-        recycle::give(&recycle::WRITE_BUFS, std::mem::take(wbuf));
-        self.idle_since = Instant::now();
-        Ok(Busy::Idle(read.detach()))
+        self.rbuf.release();
+        Ok(Busy::Idle(self.io.read_fresh(&mut self.rbuf.buf).detach()))
     }
 
     /// Flushes pending responses, then reads more, waiting as `wait` says.

@@ -139,6 +139,9 @@ struct Parking {
     ready: VecDeque<u32>,
     /// Tasks waiting in [`Ring::next_ready`].
     waiting: Vec<Waker>,
+    /// The fewest tasks that waited at once since the last
+    /// [`Ring::retire_waiting`]: those were not needed.
+    fewest_waiting: usize,
     /// How many woken waiting tasks are to end (see [`Ring::retire_waiting`]).
     retiring: usize,
     /// The task waiting in [`Ring::unattended`].
@@ -439,7 +442,16 @@ impl Ring {
     fn deliver(&self, key: u32) {
         let mut parking = self.parking.borrow_mut();
         parking.ready.push_back(key);
-        let waker = parking.waiting.pop().or_else(|| parking.unattended.take());
+        let waker = match parking.waiting.pop() {
+            Some(waker) => {
+                parking.fewest_waiting = parking.fewest_waiting.min(parking.waiting.len());
+                Some(waker)
+            }
+            None => {
+                parking.fewest_waiting = 0;
+                parking.unattended.take()
+            }
+        };
         drop(parking);
         if let Some(waker) = waker {
             waker.wake();
@@ -464,15 +476,13 @@ impl Ring {
         .await
     }
 
-    /// The key of a parked operation that completed while no task waited in
-    /// [`Ring::next_ready`]: its taker has to be started.
-    pub(crate) async fn unattended(&self) -> u32 {
+    /// Waits until a parked operation completed while no task waited in
+    /// [`Ring::next_ready`].
+    pub(crate) async fn unattended(&self) {
         poll_fn(|cx| {
             let mut parking = self.parking.borrow_mut();
-            if parking.waiting.is_empty() {
-                if let Some(key) = parking.ready.pop_front() {
-                    return Poll::Ready(key);
-                }
+            if parking.waiting.is_empty() && !parking.ready.is_empty() {
+                return Poll::Ready(());
             }
             parking.unattended = Some(cx.waker().clone());
             Poll::Pending
@@ -480,11 +490,24 @@ impl Ring {
         .await
     }
 
-    /// Tells the tasks waiting in [`Ring::next_ready`] beyond the first
-    /// `keep` to end.
+    /// The key of a parked operation that completed, if no task waits in
+    /// [`Ring::next_ready`] to take it.
+    pub(crate) fn take_unattended(&self) -> Option<u32> {
+        let mut parking = self.parking.borrow_mut();
+        if parking.waiting.is_empty() {
+            parking.ready.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// Tells tasks waiting in [`Ring::next_ready`] to end: those that were
+    /// not needed since the last call, beyond the first `keep`.
     pub(crate) fn retire_waiting(&self, keep: usize) {
         let mut parking = self.parking.borrow_mut();
-        let surplus = parking.waiting.len().saturating_sub(keep);
+        let idle = parking.fewest_waiting.min(parking.waiting.len());
+        let surplus = idle.saturating_sub(keep);
+        parking.fewest_waiting = parking.waiting.len() - surplus;
         if surplus == 0 {
             return;
         }
