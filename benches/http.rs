@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use uring_serve::http::{
-    parse_head, ChunkedDecoder, HttpDate, Limits, ResponseFraming, ResponseHead,
+    parse_head, ChunkedDecoder, HttpDate, Limits, ResponseFraming, ResponseHead, ServerHeaders,
 };
 
 const LIMITS: Limits =
@@ -82,8 +82,9 @@ fn bench_chunked(c: &mut Criterion) {
 }
 
 fn bench_encode(c: &mut Criterion) {
-    // The per-core cached Date, as the server copies it into every head.
-    let date = HttpDate::from_system_time(SystemTime::now());
+    // The per-core `Server` and `Date` values, as the server keeps them.
+    let own =
+        ServerHeaders::new(HttpDate::from_system_time(SystemTime::now()), Some("uring-serve"));
     let headers = [("content-type", "text/plain")];
     let mut out = Vec::with_capacity(256);
     c.bench_function("response_head_encode/plaintext", |b| {
@@ -94,8 +95,7 @@ fn bench_encode(c: &mut Criterion) {
                 framing: ResponseFraming::Length(13),
                 keep_alive: true,
                 http10: false,
-                date: &date,
-                server: Some("uring-serve"),
+                server_headers: &own,
             };
             head.encode(black_box(headers.iter().copied()), &mut out);
             out.len()

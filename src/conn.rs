@@ -1,5 +1,15 @@
-//! One task per connection: read, parse every request the buffer holds,
-//! call the application, write the responses of a batch with one write.
+//! Serving connections: read, parse every request the buffer holds, call
+//! the application, write the responses of a batch with one write.
+//!
+//! Tasks: a connection has a task only while it is busy. An idle one (every
+//! response written, nothing buffered, its next receive in flight) is
+//! parked in the core's registry ([`Parked`]: its socket, its receive, when
+//! it went idle) with no task, no buffer and no future. When the receive
+//! completes, the ring puts the connection's key in its ready queue and one
+//! of the core's workers ([`work`]) takes it and serves it until it is idle
+//! again. A core has as many workers as it had connections busy at once;
+//! new ones start only for arrivals that no finishing worker takes in the
+//! same turn, and those not needed for a whole sweep end.
 //!
 //! Hot-path discipline: no allocation per request (`tests/zero_alloc.rs`):
 //! a request's head vectors, its response's header list, the connection's
@@ -11,12 +21,16 @@
 //! write when the read buffer holds no further complete request (or before
 //! any read that might wait).
 //!
-//! Idle cost: a connection waiting for a request holds no buffer (its
-//! receive takes one of the ring's kernel-picked buffers when data arrives)
-//! and no request-handling future (that lives in a recycled block while
-//! the connection is busy); what remains is its task (576 bytes), its
-//! registry entry and its ring slot: about 1.5 KB of RSS per idle
-//! connection, where nginx needs about 550 B (`benches/idle_memory.py`).
+//! Idle cost: a parked connection's receive takes one of the ring's
+//! kernel-picked buffers only when data arrives; what remains is its
+//! registry entry (96 bytes), its deadline watch (48) and its ring slot
+//! (72): about 210 bytes of heap, and 450-475 B of RSS per idle connection
+//! at 10 000 connections where nginx needs 553-555 B, measured the same way
+//! in the same run (`benches/idle_memory.py`). The busy state stays off the
+//! idle path: the future that handles requests lives in a recycled block
+//! and goes back to its shelf before the last responses of a stretch are
+//! written, so a burst of connections finishing together holds only their
+//! small workers and write buffers.
 //!
 //! Close rules: after a request that asked for it (`Connection: close`, or
 //! HTTP/1.0 without keep-alive), after a response that asked for it, after
@@ -78,7 +92,7 @@ use crate::app::{App, Body, BodyStream, Context, Request, Response};
 use crate::config::Config;
 use crate::http::{
     self, BodyFraming, ChunkedDecoder, DecodeStatus, HttpDate, Limits, Method, ParseError,
-    RequestHead, ResponseFraming, ResponseHead, Version,
+    RequestHead, ResponseFraming, ResponseHead, ServerHeaders, Version,
 };
 use crate::metrics::CoreMetrics;
 use crate::probe::OnRequestPath;
@@ -113,8 +127,8 @@ pub(crate) struct CoreState<A> {
     /// The socket ring every connection of the core does its I/O on.
     ring: Rc<Ring>,
     limits: Limits,
-    server_header: Option<String>,
-    date: Cell<HttpDate>,
+    /// `Server` and `Date`, re-rendered once a second.
+    server_headers: RefCell<ServerHeaders>,
     admission: Rc<Admission>,
     metrics: Arc<CoreMetrics>,
     max_connections: u64,
@@ -192,8 +206,10 @@ impl<A: App> CoreState<A> {
             cx,
             ring,
             limits: config.limits(),
-            server_header: config.server_header.clone(),
-            date: Cell::new(HttpDate::from_system_time(SystemTime::now())),
+            server_headers: RefCell::new(ServerHeaders::new(
+                HttpDate::from_system_time(SystemTime::now()),
+                config.server_header.as_deref(),
+            )),
             admission: Admission::new(config.limit_concurrency, metrics.clone()),
             metrics,
             max_connections: config.max_connections as u64,
@@ -220,14 +236,13 @@ impl<A> CoreState<A> {
         http10: bool,
         out: &mut Vec<u8>,
     ) {
-        let date = self.date.get();
+        let server_headers = self.server_headers.borrow();
         let head = ResponseHead {
             status: response.status(),
             framing,
             keep_alive,
             http10,
-            date: &date,
-            server: self.server_header.as_deref(),
+            server_headers: &server_headers,
         };
         head.encode(response.headers(), out);
     }
@@ -237,7 +252,7 @@ impl<A> CoreState<A> {
 pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
     loop {
         let now = SystemTime::now();
-        core.date.set(HttpDate::from_system_time(now));
+        core.server_headers.borrow_mut().set_date(HttpDate::from_system_time(now));
         let into_second = now.duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         let to_next = Duration::from_nanos(u64::from(1_000_000_000 - into_second));
         glommio::timer::sleep(to_next).await;
@@ -400,7 +415,7 @@ impl<A: App> CoreState<A> {
         let now = Instant::now();
         let watch = Rc::new(Watch::default());
         watch.deadline.set(Some(now + self.timeouts.request_header));
-        let read = io.read_fresh(&mut Vec::new()).detach();
+        let read = io.read_fresh(&mut Vec::new(), false).detach();
         let parked = Parked { io, read, idle_since: now, served_any: false };
         let mut connections = self.connections.borrow_mut();
         let fd = parked.io.fd();
@@ -765,7 +780,7 @@ impl<A: App> Conn<A> {
     /// submission, once the busy future is back in its shelf.
     async fn go_idle(&mut self) -> io::Result<Busy> {
         self.rbuf.release();
-        Ok(Busy::Idle(self.io.read_fresh(&mut self.rbuf.buf).detach()))
+        Ok(Busy::Idle(self.io.read_fresh(&mut self.rbuf.buf, true).detach()))
     }
 
     /// Flushes pending responses, then reads more, waiting as `wait` says.

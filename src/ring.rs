@@ -18,6 +18,13 @@
 //! whichever ring has work. A connection that queues an operation while the
 //! driver sleeps wakes it directly.
 //!
+//! Parking: an operation whose future is detached can be parked under a
+//! key ([`Ring::park`]). No task waits for it; its completion puts the key
+//! in the ring's ready queue and wakes one task waiting in
+//! [`Ring::next_ready`] (or, when none waits, the one in
+//! [`Ring::unattended`], which starts more). This is how an idle
+//! connection waits for its next request without a task of its own.
+//!
 //! Memory the kernel may write to or read from stays valid until the
 //! operation's completion: an operation owns its buffer, and one whose
 //! future is dropped early is cancelled and keeps the buffer until the
@@ -51,6 +58,8 @@ use crate::probe;
 /// Submission queue entries; the completion queue is twice as large, and
 /// the kernel keeps completions that overflow it (IORING_FEAT_NODROP).
 const RING_ENTRIES: u32 = 1024;
+/// IORING_RECVSEND_POLL_FIRST, in a receive's `ioprio`.
+const RECV_POLL_FIRST: u16 = 1;
 /// `user_data` of operations whose completion nobody waits for (cancels).
 const DETACHED: u64 = u64::MAX;
 /// io_uring_enter flag: run deferred work and reap completions.
@@ -193,11 +202,16 @@ impl Ring {
     /// Receives into a buffer the kernel picks from the ring's own when data
     /// arrives: the connection holds no buffer while it waits. The result
     /// comes with [`OpBuf::Picked`], or fails with `ENOBUFS` when every
-    /// buffer is taken.
-    pub(crate) fn recv_picked(&self, fd: RawFd) -> Op<'_> {
+    /// buffer is taken. `later`: no data is expected yet (the peer is still
+    /// to read the responses just sent), so the kernel waits for the socket
+    /// to become readable before its first attempt instead of failing one
+    /// (IORING_RECVSEND_POLL_FIRST, 5.19, like provided-buffer rings).
+    pub(crate) fn recv_picked(&self, fd: RawFd, later: bool) -> Op<'_> {
+        let ioprio = if later { RECV_POLL_FIRST } else { 0 };
         self.start(OpBuf::None, |_| {
             opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), PICK_BYTES as u32)
                 .buf_group(PICK_GROUP)
+                .ioprio(ioprio)
                 .build()
                 .flags(squeue::Flags::BUFFER_SELECT)
         })

@@ -56,8 +56,10 @@ impl Transport {
     /// Starts a read for a connection with nothing buffered: the kernel
     /// picks one of the ring's buffers when data arrives (so `buf`, which
     /// may be empty, is not held while the read waits), and the data is
-    /// copied to the start of `buf`, grown as needed.
-    pub(crate) fn read_fresh<'a>(&'a self, buf: &'a mut Vec<u8>) -> Read<'a> {
+    /// copied to the start of `buf`, grown as needed. `later`: the peer has
+    /// responses to read before it sends more, so the read waits for the
+    /// socket to become readable rather than trying it first.
+    pub(crate) fn read_fresh<'a>(&'a self, buf: &'a mut Vec<u8>, later: bool) -> Read<'a> {
         if !self.ring.picks_buffers() {
             if buf.capacity() == 0 {
                 *buf = recycle::take(&recycle::READ_BUFS);
@@ -65,7 +67,7 @@ impl Transport {
             buf.resize(READ_BUF_BYTES, 0);
             return self.read(buf, 0);
         }
-        let op = self.ring.recv_picked(self.fd());
+        let op = self.ring.recv_picked(self.fd(), later);
         Read { op, buf, fd: self.fd(), ring: &self.ring }
     }
 

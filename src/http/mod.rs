@@ -24,5 +24,5 @@ pub use request::{
 };
 pub use response::{
     connection_has_close, is_valid_header_name, is_valid_header_value, reason_phrase,
-    ResponseFraming, ResponseHead, CONTINUE,
+    ResponseFraming, ResponseHead, ServerHeaders, CONTINUE,
 };

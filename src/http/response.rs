@@ -1,5 +1,9 @@
 //! Response heads: status line, the server's own headers, the application's
 //! headers and the framing headers, serialised into a caller's buffer.
+//!
+//! The server's own headers (`Server`, `Date`) change once a second at
+//! most, so [`ServerHeaders`] keeps them with the start of a `200` head
+//! already rendered: the common response starts with one copy.
 
 use super::date::HttpDate;
 
@@ -22,6 +26,49 @@ pub enum ResponseFraming {
     None,
 }
 
+/// The headers the server adds to every response it writes (`Server`, if
+/// configured, and `Date`), and `HTTP/1.1 200 OK` followed by both, rendered
+/// when the date changes rather than per response.
+#[derive(Debug, Clone)]
+pub struct ServerHeaders {
+    date: HttpDate,
+    server: Option<String>,
+    ok_head: Vec<u8>,
+}
+
+impl ServerHeaders {
+    /// The headers for `date`, with `Server: server` if there is one.
+    pub fn new(date: HttpDate, server: Option<&str>) -> ServerHeaders {
+        let mut headers =
+            ServerHeaders { date, server: server.map(str::to_owned), ok_head: Vec::new() };
+        headers.render();
+        headers
+    }
+
+    /// Replaces the `Date` value (the caller's clock ticks once a second).
+    pub fn set_date(&mut self, date: HttpDate) {
+        if date != self.date {
+            self.date = date;
+            self.render();
+        }
+    }
+
+    /// The current `Date` value.
+    pub fn date(&self) -> &HttpDate {
+        &self.date
+    }
+
+    fn render(&mut self) {
+        let out = &mut self.ok_head;
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        if let Some(server) = &self.server {
+            put(out, "Server", server.as_bytes());
+        }
+        put(out, "Date", self.date.as_bytes());
+    }
+}
+
 /// Everything needed to serialise one response head.
 #[derive(Debug, Clone, Copy)]
 pub struct ResponseHead<'a> {
@@ -34,10 +81,8 @@ pub struct ResponseHead<'a> {
     pub keep_alive: bool,
     /// The client spoke HTTP/1.0: keep-alive must be announced explicitly.
     pub http10: bool,
-    /// The cached `Date` value.
-    pub date: &'a HttpDate,
-    /// The `Server` value, if one is sent.
-    pub server: Option<&'a str>,
+    /// The server's `Server` and `Date` values.
+    pub server_headers: &'a ServerHeaders,
 }
 
 impl ResponseHead<'_> {
@@ -51,23 +96,27 @@ impl ResponseHead<'_> {
         headers: impl Iterator<Item = (&'h str, &'h str)> + Clone,
         out: &mut Vec<u8>,
     ) {
-        let mut status = itoa::Buffer::new();
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status.format(self.status).as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(reason_phrase(self.status).as_bytes());
-        out.extend_from_slice(b"\r\n");
-
         let (mut has_server, mut has_date) = (false, false);
         for (name, _) in headers.clone() {
             has_server |= name.eq_ignore_ascii_case("server");
             has_date |= name.eq_ignore_ascii_case("date");
         }
-        if let Some(server) = self.server.filter(|_| !has_server) {
-            put(out, "Server", server.as_bytes());
-        }
-        if !has_date {
-            put(out, "Date", self.date.as_bytes());
+        let own = self.server_headers;
+        if self.status == 200 && !has_server && !has_date {
+            out.extend_from_slice(&own.ok_head);
+        } else {
+            let mut status = itoa::Buffer::new();
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(status.format(self.status).as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(reason_phrase(self.status).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            if let Some(server) = own.server.as_deref().filter(|_| !has_server) {
+                put(out, "Server", server.as_bytes());
+            }
+            if !has_date {
+                put(out, "Date", own.date.as_bytes());
+            }
         }
         for (name, value) in headers {
             if !is_framing_header(name) {
@@ -184,21 +233,24 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    fn head(date: &HttpDate) -> ResponseHead<'_> {
+    fn epoch_headers() -> ServerHeaders {
+        ServerHeaders::new(HttpDate::from_system_time(UNIX_EPOCH), Some("uring-serve"))
+    }
+
+    fn head(server_headers: &ServerHeaders) -> ResponseHead<'_> {
         ResponseHead {
             status: 200,
             framing: ResponseFraming::Length(5),
             keep_alive: true,
             http10: false,
-            date,
-            server: Some("uring-serve"),
+            server_headers,
         }
     }
 
     #[test]
     fn encodes_status_defaults_and_length() {
-        let date = HttpDate::from_system_time(UNIX_EPOCH);
-        let text = encode(head(&date), &[("content-type", "text/plain")]);
+        let own = epoch_headers();
+        let text = encode(head(&own), &[("content-type", "text/plain")]);
         assert_eq!(
             text,
             "HTTP/1.1 200 OK\r\nServer: uring-serve\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\
@@ -207,9 +259,35 @@ mod tests {
     }
 
     #[test]
+    fn other_statuses_carry_the_same_server_headers() {
+        let own = epoch_headers();
+        let text = encode(ResponseHead { status: 404, ..head(&own) }, &[]);
+        assert!(text.starts_with(
+            "HTTP/1.1 404 Not Found\r\nServer: uring-serve\r\n\
+             Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n"
+        ));
+    }
+
+    #[test]
+    fn a_new_date_is_in_the_next_head() {
+        let mut own = epoch_headers();
+        own.set_date(HttpDate::from_system_time(UNIX_EPOCH + std::time::Duration::from_secs(61)));
+        let text = encode(head(&own), &[]);
+        assert!(text.contains("Date: Thu, 01 Jan 1970 00:01:01 GMT\r\n"), "{text}");
+        assert!(!text.contains("00:00:00"));
+    }
+
+    #[test]
+    fn without_a_server_value_no_server_header_is_sent() {
+        let own = ServerHeaders::new(HttpDate::from_system_time(UNIX_EPOCH), None);
+        let text = encode(head(&own), &[]);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nDate: "), "{text}");
+    }
+
+    #[test]
     fn framing_headers_of_the_application_are_replaced() {
-        let date = HttpDate::from_system_time(UNIX_EPOCH);
-        let h = ResponseHead { keep_alive: false, ..head(&date) };
+        let own = epoch_headers();
+        let h = ResponseHead { keep_alive: false, ..head(&own) };
         let text =
             encode(h, &[("Content-Length", "99"), ("Transfer-Encoding", "gzip"), ("Server", "x")]);
         assert!(!text.contains("99") && !text.contains("gzip"));
