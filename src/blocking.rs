@@ -104,7 +104,10 @@ impl BlockingPool {
             drop(slot);
             result
         };
-        let pending = glommio::executor().spawn_blocking(guarded);
+        // Boxed: glommio's future is over a kilobyte, and would otherwise
+        // be part of every application future that can call `blocking`,
+        // copied with it on every request, blocking or not.
+        let pending = Box::pin(glommio::executor().spawn_blocking(guarded));
         Ok(async move { pending.await.map_err(|()| BlockingError::Panicked) })
     }
 

@@ -369,7 +369,7 @@ async fn serve_parked<A: App>(core: &Rc<CoreState<A>>, key: u32) {
                 conn.park(read);
                 return true;
             }
-            Ok(Busy::Ended(Next::Close)) => Recycled::new(conn.linger_close()).await,
+            Ok(Busy::Ended(Next::Close)) => Recycled::with(|| conn.linger_close()).await,
             Ok(Busy::Ended(Next::KeepAlive)) => {}
             Err(e) => debug!(%peer, "connection ended: {e}"),
         }
@@ -690,7 +690,7 @@ impl<A: App> Conn<A> {
         }
         loop {
             self.wbuf = recycle::take(&recycle::WRITE_BUFS);
-            let read = match Recycled::new(self.serve_busy()).await? {
+            let read = match Recycled::with(|| self.serve_busy()).await? {
                 Busy::Idle(read) => read,
                 ended => return Ok(ended),
             };
@@ -937,11 +937,14 @@ impl<A: App> Conn<A> {
         }
     }
 
-    /// Calls the application; `None` if it panicked.
+    /// Calls the application; `None` if it panicked. Its future is made in
+    /// a recycled block: it is as large as the application's largest
+    /// handler, and is then never copied (a request's handling moves only
+    /// the block's address).
     async fn call_app(&self, request: Request) -> Option<Response> {
         let core = &*self.core;
-        let future =
-            std::panic::catch_unwind(AssertUnwindSafe(|| core.app.call(request, &core.cx))).ok()?;
+        let call = || Recycled::with(|| core.app.call(request, &core.cx));
+        let future = std::panic::catch_unwind(AssertUnwindSafe(call)).ok()?;
         AssertUnwindSafe(future).catch_unwind().await.ok()
     }
 

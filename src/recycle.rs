@@ -77,17 +77,38 @@ thread_local! {
 }
 
 impl<T> Recycled<T> {
-    pub(crate) fn new(value: T) -> Recycled<T> {
+    /// The value `make` returns, in a recycled block. Inlined, so the value
+    /// can be built in its block: a large future is not first built on the
+    /// stack and then copied whole. If `make` panics, the block goes back.
+    #[inline(always)]
+    pub(crate) fn with(make: impl FnOnce() -> T) -> Recycled<T> {
         let layout = Layout::new::<T>();
-        let ptr: NonNull<T> = if layout.size() == 0 {
-            NonNull::dangling()
-        } else {
-            take_block(layout).unwrap_or_else(|| new_block(layout)).cast()
-        };
-        // SAFETY: `ptr` is valid for a write of `T` (a block of its layout,
-        // or dangling and aligned for a zero-sized `T`) and holds nothing.
-        unsafe { ptr.as_ptr().write(value) };
+        if layout.size() == 0 {
+            let ptr = NonNull::<T>::dangling();
+            // SAFETY: a dangling pointer is aligned and valid for a
+            // zero-sized write.
+            unsafe { ptr.as_ptr().write(make()) };
+            return Recycled { ptr };
+        }
+        let block = Block { layout, ptr: take_block(layout).unwrap_or_else(|| new_block(layout)) };
+        let ptr: NonNull<T> = block.ptr.cast();
+        // SAFETY: the block has `T`'s layout and holds nothing.
+        unsafe { ptr.as_ptr().write(make()) };
+        std::mem::forget(block);
         Recycled { ptr }
+    }
+}
+
+/// A block taken for a value still being made: given back if making it
+/// panics.
+struct Block {
+    layout: Layout,
+    ptr: NonNull<u8>,
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        give_block(self.layout, self.ptr);
     }
 }
 
@@ -167,10 +188,10 @@ mod tests {
 
     #[test]
     fn a_recycled_block_is_reused_for_the_same_layout() {
-        let first = Recycled::new([7u64; 16]);
+        let first = Recycled::with(|| [7u64; 16]);
         let ptr = first.ptr.cast::<u8>();
         drop(first);
-        let second = Recycled::new([9u64; 16]);
+        let second = Recycled::with(|| [9u64; 16]);
         assert_eq!(second.ptr.cast::<u8>(), ptr);
         // SAFETY: `second` holds an initialised value.
         assert_eq!(unsafe { second.ptr.as_ref() }[3], 9);
