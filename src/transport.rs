@@ -50,7 +50,7 @@ impl Transport {
     /// returned [`Read`] resolves to the count read (0: the peer closed).
     pub(crate) fn read<'a>(&'a self, buf: &'a mut Vec<u8>, at: usize) -> Read<'a> {
         let op = self.ring.recv(self.fd(), std::mem::take(buf), at);
-        Read { op, buf, fd: self.fd(), ring: &self.ring }
+        Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
     }
 
     /// Starts a read for a connection with nothing buffered: the kernel
@@ -68,13 +68,14 @@ impl Transport {
             return self.read(buf, 0);
         }
         let op = self.ring.recv_picked(self.fd(), later);
-        Read { op, buf, fd: self.fd(), ring: &self.ring }
+        Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
     }
 
     /// Awaits a read started by [`Transport::read_fresh`] (or `read`) and
     /// detached since; its data lands as that read's would, in `buf`.
     pub(crate) fn resume_read<'a>(&'a self, read: Detached, buf: &'a mut Vec<u8>) -> Read<'a> {
-        Read { op: self.ring.resume(read), buf, fd: self.fd(), ring: &self.ring }
+        let op = self.ring.resume(read);
+        Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
     }
 
     /// Writes what the socket takes now of `data[at..]` (waiting until it
@@ -107,6 +108,9 @@ pub(crate) struct Read<'a> {
     buf: &'a mut Vec<u8>,
     fd: RawFd,
     ring: &'a Ring,
+    /// When every picked buffer is taken, read into `buf` instead of
+    /// failing with `ENOBUFS`.
+    own_buffer_if_none: bool,
 }
 
 impl<'a> Read<'a> {
@@ -114,6 +118,14 @@ impl<'a> Read<'a> {
     /// awaits it again.
     pub(crate) fn detach(self) -> Detached {
         self.op.detach()
+    }
+
+    /// Fails with `ENOBUFS` when the kernel found every picked buffer taken,
+    /// instead of reading again into the caller's buffer: for a caller
+    /// that would rather wait again without holding a buffer.
+    pub(crate) fn picked_only(mut self) -> Read<'a> {
+        self.own_buffer_if_none = false;
+        self
     }
 
     /// Ends the read early; what arrived before the cancellation is kept
@@ -131,7 +143,8 @@ impl Future for Read<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
             let (result, back) = std::task::ready!(Pin::new(&mut self.op).poll(cx));
-            if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS)) {
+            let no_buffer = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS));
+            if no_buffer && self.own_buffer_if_none {
                 // Every picked buffer is in use: read into `buf` instead.
                 let this = &mut *self;
                 if this.buf.is_empty() {
