@@ -27,13 +27,14 @@
 //! any read that might wait).
 //!
 //! Idle cost: a parked connection's receive takes one of the ring's
-//! kernel-picked buffers only when data arrives; what remains is its
-//! registry entry (96 bytes), its deadline watch (48) and its ring slot
-//! (72): about 210 bytes of heap, and 450-475 B of RSS per idle connection
-//! at 10 000 connections where nginx needs 553-555 B, measured the same way
-//! in the same run (`benches/idle_memory.py`). The busy state stays off the
-//! idle path: the future that handles requests lives in a recycled block
-//! and goes back to its shelf before the last responses of a stretch are
+//! kernel-picked buffers only when data arrives (and when none is free, it
+//! is queued again and the connection stays parked: no buffer of its own);
+//! what remains is its registry entry (88 bytes), its deadline watch (40)
+//! and its ring slot (72): 238 B of RSS per idle connection at 10 000
+//! connections, where nginx needs 553-562 B, measured the same way in the
+//! same runs (`benches/idle_memory.py`). The busy state stays off the idle
+//! path: the future that handles requests lives in a recycled block and
+//! goes back to its shelf before the last responses of a stretch are
 //! written, so a burst of connections finishing together holds only their
 //! small workers and write buffers.
 //!
