@@ -46,6 +46,16 @@ fn bench_parse_head(c: &mut Criterion) {
             })
         });
     }
+    // httparse alone on the same request: what `parse_head` adds on top of
+    // it is its checks (framing, Host, target, bare LF) and the owned head.
+    group.throughput(Throughput::Bytes(TFB_REQUEST.len() as u64));
+    group.bench_function("httparse_only_tfb_plaintext", |b| {
+        b.iter(|| {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut req = httparse::Request::new(&mut headers);
+            req.parse(black_box(TFB_REQUEST)).ok().map(|s| s.is_complete())
+        })
+    });
     let pipelined: Vec<u8> = TFB_REQUEST.repeat(16);
     group.throughput(Throughput::Bytes(pipelined.len() as u64));
     group.bench_function("tfb_pipelined_16", |b| {

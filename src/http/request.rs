@@ -319,7 +319,12 @@ pub(crate) fn skip_empty_lines(buf: &[u8]) -> &[u8] {
 }
 
 fn has_bare_lf(head: &[u8]) -> bool {
-    memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r')
+    // Every byte is looked at, without an early exit, so the loop compiles
+    // to vector compares: a head has a handful of line ends, and finding
+    // each with its own `memchr` call cost more than this whole pass.
+    let first = head.first() == Some(&b'\n');
+    let bare = head.iter().zip(&head[1.min(head.len())..]);
+    first | bare.fold(false, |found, (&prev, &b)| found | ((b == b'\n') & (prev != b'\r')))
 }
 
 fn request_line_complete(buf: &[u8]) -> bool {
@@ -925,6 +930,8 @@ mod tests {
     fn bare_lf_line_endings_are_400() {
         assert_eq!(error("GET / HTTP/1.1\nHost: h\r\n\r\n").status(), 400);
         assert_eq!(error("GET / HTTP/1.1\r\nHost: h\n\n").status(), 400);
+        assert_eq!(error("GET / HTTP/1.1\r\nHost: h\r\n\n").status(), 400);
+        assert_eq!(error("\nGET / HTTP/1.1\r\nHost: h\r\n\r\n").status(), 400);
     }
 
     /// RFC 9110 §5.6.1: empty list elements are ignored.
