@@ -291,7 +291,8 @@ pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
     }
 }
 
-/// Accepts connections until shutdown, one task each.
+/// Accepts connections until shutdown; each is registered and parked until
+/// its first request arrives (see [`CoreState::open`]).
 pub(crate) async fn accept_loop<A: App>(
     listener: OwnedFd,
     core: Rc<CoreState<A>>,

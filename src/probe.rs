@@ -1,7 +1,7 @@
 //! Marks the request path, so allocations made on it can be told from the
 //! executor's own.
 //!
-//! The request path of a core is its connection tasks (read, parse, call
+//! The request path of a core is its connection workers (read, parse, call
 //! the application, serialise, queue the write) and the turns of its socket
 //! ring (submit, reap, wake). glommio allocates when the whole core goes to
 //! sleep and when timers are armed; those allocations happen per idle

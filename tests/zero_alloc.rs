@@ -1,6 +1,6 @@
 //! The `/plaintext` path allocates nothing per request once a connection
 //! is warm: a counting global allocator counts every allocation the server
-//! makes on its request path (connection tasks and socket-ring turns, see
+//! makes on its request path (connection workers and socket-ring turns, see
 //! `uring_serve::probe`) over a few thousand keep-alive requests.
 
 mod support;
