@@ -419,20 +419,30 @@ impl<A: App> CoreState<A> {
     /// arrives (within the header timeout of now, served even while the
     /// core drains).
     fn open(&self, io: Transport, peer: SocketAddr) {
-        let now = Instant::now();
-        let watch = Rc::new(Watch::default());
-        watch.deadline.set(Some(now + self.timeouts.request_header));
         let read = io.read_fresh(&mut Vec::new(), false).detach();
-        let parked = Parked { io, read, idle_since: now, served_any: false };
+        let parked = Parked { io, read, idle_since: Instant::now(), served_any: false };
+        let entry = ConnEntry { fd: parked.io.fd(), peer, watch: Rc::default(), parked: None };
+        let key = {
+            let mut connections = self.connections.borrow_mut();
+            let key = connections.insert(entry) as u32;
+            self.metrics.connections_open.set(connections.len() as u64);
+            key
+        };
+        self.park(key, parked);
+    }
+
+    /// Parks connection `key` until its receive completes. It waits with no
+    /// task: between requests within the keep-alive timeout, before its
+    /// first within the header timeout of its start.
+    fn park(&self, key: u32, parked: Parked) {
         let mut connections = self.connections.borrow_mut();
-        let fd = parked.io.fd();
-        let entry = connections.vacant_entry();
-        let key = entry.key() as u32;
-        let read = &entry.insert(ConnEntry { fd, peer, watch, parked: Some(parked) }).parked;
-        if let Some(parked) = read {
-            self.ring.park(&parked.read, key);
-        }
-        self.metrics.connections_open.set(connections.len() as u64);
+        let Some(entry) = connections.get_mut(key as usize) else { return };
+        let timeout =
+            if parked.served_any { self.timeouts.keep_alive } else { self.timeouts.request_header };
+        entry.watch.idle.set(parked.served_any);
+        entry.watch.deadline.set(Some(parked.idle_since + timeout));
+        self.ring.park(&parked.read, key);
+        entry.parked = Some(parked);
     }
 }
 
@@ -665,20 +675,11 @@ impl<A: App> Conn<A> {
         Some((conn, read))
     }
 
-    /// Parks the idle connection, its next receive in flight: it waits
-    /// in the registry, with the keep-alive timeout, and no task.
+    /// Parks the idle connection, its next receive in flight (see
+    /// [`CoreState::park`]).
     fn park(self, read: Detached) {
-        let Conn { io, core, key, idle_since, served_any, watch, .. } = self;
-        // Between requests, the keep-alive timeout; before the first, the
-        // header timeout of the connection's start.
-        let timeout =
-            if served_any { core.timeouts.keep_alive } else { core.timeouts.request_header };
-        watch.idle.set(served_any);
-        watch.deadline.set(Some(idle_since + timeout));
-        let mut connections = core.connections.borrow_mut();
-        let Some(entry) = connections.get_mut(key as usize) else { return };
-        core.ring.park(&read, key);
-        entry.parked = Some(Parked { io, read, idle_since, served_any });
+        let Conn { io, core, key, idle_since, served_any, .. } = self;
+        core.park(key, Parked { io, read, idle_since, served_any });
     }
 
     /// Serves the connection from the completion of its parked receive

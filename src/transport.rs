@@ -50,7 +50,7 @@ impl Transport {
     /// returned [`Read`] resolves to the count read (0: the peer closed).
     pub(crate) fn read<'a>(&'a self, buf: &'a mut Vec<u8>, at: usize) -> Read<'a> {
         let op = self.ring.recv(self.fd(), std::mem::take(buf), at);
-        Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
+        self.reading(op, buf)
     }
 
     /// Starts a read for a connection with nothing buffered: the kernel
@@ -68,14 +68,14 @@ impl Transport {
             return self.read(buf, 0);
         }
         let op = self.ring.recv_picked(self.fd(), later);
-        Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
+        self.reading(op, buf)
     }
 
     /// Awaits a read started by [`Transport::read_fresh`] (or `read`) and
     /// detached since; its data lands as that read's would, in `buf`.
     pub(crate) fn resume_read<'a>(&'a self, read: Detached, buf: &'a mut Vec<u8>) -> Read<'a> {
         let op = self.ring.resume(read);
-        Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
+        self.reading(op, buf)
     }
 
     /// Writes what the socket takes now of `data[at..]` (waiting until it
@@ -92,6 +92,10 @@ impl Transport {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+
+    fn reading<'a>(&'a self, op: Op<'a>, buf: &'a mut Vec<u8>) -> Read<'a> {
+        Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
     }
 
     pub(crate) fn fd(&self) -> RawFd {
