@@ -372,6 +372,10 @@ impl Response {
         self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
+    pub(crate) fn header_list(&self) -> &[(Cow<'static, str>, Cow<'static, str>)] {
+        &self.headers
+    }
+
     pub(crate) fn body_ref(&self) -> &Body {
         &self.body
     }

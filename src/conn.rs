@@ -96,9 +96,10 @@ use tracing::{debug, error, warn};
 use crate::admission::Admission;
 use crate::app::{App, Body, BodyStream, Context, Request, Response};
 use crate::config::Config;
+use crate::head_cache::HeadCache;
 use crate::http::{
     self, BodyFraming, ChunkedDecoder, DecodeStatus, HttpDate, Limits, Method, ParseError,
-    RequestHead, ResponseFraming, ResponseHead, ServerHeaders, Version,
+    RequestHead, ResponseFraming, ServerHeaders, Version,
 };
 use crate::metrics::CoreMetrics;
 use crate::probe::OnRequestPath;
@@ -135,6 +136,8 @@ pub(crate) struct CoreState<A> {
     limits: Limits,
     /// `Server` and `Date`, re-rendered once a second.
     server_headers: RefCell<ServerHeaders>,
+    /// The start of the last response head, while `Date` stands.
+    head_cache: RefCell<HeadCache>,
     admission: Rc<Admission>,
     metrics: Arc<CoreMetrics>,
     max_connections: u64,
@@ -216,6 +219,7 @@ impl<A: App> CoreState<A> {
                 HttpDate::from_system_time(SystemTime::now()),
                 config.server_header.as_deref(),
             )),
+            head_cache: RefCell::new(HeadCache::default()),
             admission: Admission::new(config.limit_concurrency, metrics.clone()),
             metrics,
             max_connections: config.max_connections as u64,
@@ -232,25 +236,24 @@ impl<A: App> CoreState<A> {
 }
 
 impl<A> CoreState<A> {
-    /// Serialises the head of `response` with this core's `Date` and
-    /// `Server` values.
-    fn encode_head(
-        &self,
-        response: &Response,
-        framing: ResponseFraming,
-        keep_alive: bool,
-        http10: bool,
-        out: &mut Vec<u8>,
-    ) {
-        let server_headers = self.server_headers.borrow();
-        let head = ResponseHead {
-            status: response.status(),
-            framing,
-            keep_alive,
-            http10,
-            server_headers: &server_headers,
-        };
-        head.encode(response.headers(), out);
+    /// Checks `response` and writes the start of its head (status line,
+    /// `Server`, `Date`, the application's headers) with this core's
+    /// values. Returns the response to send (a 500 if the application's
+    /// had an invalid status or header) and whether its headers ask to
+    /// close the connection. The end of the head is `http::encode_end`.
+    fn start_head(&self, response: Response, out: &mut Vec<u8>) -> (Response, bool) {
+        let mut cache = self.head_cache.borrow_mut();
+        if let Some(close) = cache.write_known(&response, out) {
+            return (response, close);
+        }
+        let response = checked(response);
+        let close = response.headers().any(|(n, v)| {
+            n.eq_ignore_ascii_case("connection") && http::connection_has_close(v.as_bytes())
+        });
+        let at = out.len();
+        self.server_headers.borrow().encode_start(response.status(), response.headers(), out);
+        cache.keep(&response, &out[at..], close);
+        (response, close)
     }
 }
 
@@ -259,6 +262,7 @@ pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
     loop {
         let now = SystemTime::now();
         core.server_headers.borrow_mut().set_date(HttpDate::from_system_time(now));
+        core.head_cache.borrow_mut().clear();
         let into_second = now.duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         let to_next = Duration::from_nanos(u64::from(1_000_000_000 - into_second));
         glommio::timer::sleep(to_next).await;
@@ -485,7 +489,8 @@ async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
         Body::Full(bytes) => bytes.len() as u64,
         _ => 0,
     };
-    core.encode_head(&response, ResponseFraming::Length(body_len), false, false, &mut out);
+    let (response, _) = core.start_head(response, &mut out);
+    http::encode_end(ResponseFraming::Length(body_len), false, false, &mut out);
     if let Body::Full(body) = response.into_body() {
         out.extend_from_slice(&body);
     }
@@ -864,7 +869,12 @@ impl<A: App> Conn<A> {
             self.core.metrics.requests_shed.inc();
             return self.respond(Response::service_unavailable(), is_head, http10, false).await;
         };
-        let body = match self.read_body(&head).await? {
+        // Most requests have no body: they skip the body reader's future.
+        let body = match head.framing() {
+            BodyFraming::Empty => BodyRead::Complete(Vec::new()),
+            _ => self.read_body(&head).await?,
+        };
+        let body = match body {
             BodyRead::Complete(body) => body,
             BodyRead::Eof => return Ok(Next::Close),
             BodyRead::TimedOut => {
@@ -881,14 +891,11 @@ impl<A: App> Conn<A> {
         let request = Request::new(head, body, self.peer);
         let (response, keep_alive) = match self.call_app(request).await {
             Some(response) => {
-                let close = response.headers().any(|(n, v)| {
-                    n.eq_ignore_ascii_case("connection") && http::connection_has_close(v.as_bytes())
-                });
                 if response.status() == 503 {
                     // Shed by the application, e.g. a full blocking pool.
                     self.core.metrics.requests_shed.inc();
                 }
-                (response, keep_alive && !close)
+                (response, keep_alive)
             }
             None => {
                 self.core.metrics.app_panics.inc();
@@ -983,7 +990,8 @@ impl<A: App> Conn<A> {
         http10: bool,
         keep_alive: bool,
     ) -> io::Result<Next> {
-        let response = checked(response);
+        let (response, close) = self.core.start_head(response, &mut self.wbuf);
+        let keep_alive = keep_alive && !close;
         let status = response.status();
         // RFC 9110 §15.3.5, §15.4.5: 204 and 304 have neither content nor
         // length; §15.3.6: 205 has no content.
@@ -999,7 +1007,7 @@ impl<A: App> Conn<A> {
             BodyKind::Stream if http10 => (ResponseFraming::CloseDelimited, false),
             BodyKind::Stream => (ResponseFraming::Chunked, keep_alive),
         };
-        self.core.encode_head(&response, framing, keep_alive, http10, &mut self.wbuf);
+        http::encode_end(framing, keep_alive, http10, &mut self.wbuf);
         let next = if keep_alive { Next::KeepAlive } else { Next::Close };
         if is_head || no_body {
             return Ok(next);

@@ -46,6 +46,7 @@ pub mod cli;
 pub mod config;
 mod conn;
 pub mod cores;
+mod head_cache;
 pub mod http;
 mod listener;
 mod metrics;

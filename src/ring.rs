@@ -224,9 +224,14 @@ impl Ring {
         let Some(picks) = inner.picks.as_mut() else { return };
         let data = picks.data(id, len);
         if dst.len() < at + len {
-            dst.resize(at + len, 0);
+            // Grown by copying, not by zero-filling first: the buffer is
+            // usually empty here, and zeroing it cost as much as the copy.
+            dst.truncate(at);
+            dst.resize(at, 0);
+            dst.extend_from_slice(data);
+        } else {
+            dst[at..at + len].copy_from_slice(data);
         }
-        dst[at..at + len].copy_from_slice(data);
         picks.give_back(id);
     }
 

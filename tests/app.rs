@@ -114,6 +114,17 @@ fn connection_close_from_the_app_closes_after_the_response() {
     assert!(c.is_closed_by_server());
 }
 
+#[test]
+fn connection_close_from_the_app_closes_every_connection_it_answers() {
+    // The second answer reuses the first's head start: it must close too.
+    let server = start_probe(Cores::Count(1));
+    for _ in 0..2 {
+        let mut c = Client::connect(server.local_addr());
+        assert_eq!(c.get("/close").body, b"bye");
+        assert!(c.is_closed_by_server());
+    }
+}
+
 /// RFC 9110 §15.3.5: a 204 response has no content and no Content-Length.
 #[test]
 fn no_content_has_no_body_and_no_length() {

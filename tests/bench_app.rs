@@ -17,6 +17,17 @@ fn plaintext_says_hello_world() {
 }
 
 #[test]
+fn the_date_header_follows_the_clock_on_a_kept_alive_connection() {
+    let server = support::start();
+    let mut c = Client::connect(server.local_addr());
+    let first = c.get("/plaintext").header("date").map(str::to_owned);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = c.get("/plaintext").header("date").map(str::to_owned);
+    assert!(first.is_some());
+    assert_ne!(first, second);
+}
+
+#[test]
 fn json_serves_the_message() {
     let server = support::start();
     let r = Client::connect(server.local_addr()).get("/json");

@@ -11,6 +11,22 @@
 //! produces; that split (as in hyper's `proto::h1`) keeps every rule here
 //! testable, fuzzable and benchmarkable in isolation.
 
+/// A 256-entry table of the bytes for which `$accept` holds, built at
+/// compile time: these checks run on every byte of every target, host and
+/// response header name.
+macro_rules! byte_table {
+    (|$b:ident| $accept:expr) => {{
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            table[i] = $accept;
+            i += 1;
+        }
+        table
+    }};
+}
+
 mod body;
 mod date;
 mod request;
@@ -23,6 +39,6 @@ pub use request::{
     parse_head, BodyFraming, Limits, Method, ParseError, RequestHead, Version, MAX_HEADERS_CAP,
 };
 pub use response::{
-    connection_has_close, is_valid_header_name, is_valid_header_value, reason_phrase,
+    connection_has_close, encode_end, is_valid_header_name, is_valid_header_value, reason_phrase,
     ResponseFraming, ResponseHead, ServerHeaders, CONTINUE,
 };

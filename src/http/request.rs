@@ -247,10 +247,17 @@ impl RequestHead {
         self.expect_continue
     }
 
+    /// The text at `range`, which is the method, the target or a part of
+    /// it, or a header name.
     fn str_at(&self, range: Range<usize>) -> &str {
-        // Method, target and header names were validated as ASCII tokens by
-        // httparse before their offsets were taken, so this never fails.
-        std::str::from_utf8(&self.bytes[range]).unwrap_or("")
+        let bytes = &self.bytes[range];
+        debug_assert!(bytes.is_ascii());
+        // SAFETY: every range this is called with was taken from the copy of
+        // the head of a method, target or header name that httparse checked
+        // to be tokens, and a target that `split_target` checked to be
+        // visible ASCII; parts of the target are split at ASCII bytes. ASCII
+        // is UTF-8, so checking again on every call would only cost time.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
 
@@ -476,13 +483,13 @@ fn build_head(
 
 fn note_header(facts: &mut HeaderFacts, name: &str, value: &[u8]) -> Result<(), ParseError> {
     let name = name.as_bytes();
-    if name.eq_ignore_ascii_case(b"content-length") {
+    if token_is(name, b"content-length") {
         let n = parse_content_length(value)?;
         if facts.content_length.is_some_and(|prev| prev != n) {
             return Err(ParseError::Malformed("conflicting Content-Length values"));
         }
         facts.content_length = Some(n);
-    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+    } else if token_is(name, b"transfer-encoding") {
         facts.transfer_encoding = true;
         let mut any = false;
         for coding in list_elements(value) {
@@ -498,7 +505,7 @@ fn note_header(facts: &mut HeaderFacts, name: &str, value: &[u8]) -> Result<(), 
         if !any {
             return Err(ParseError::Malformed("empty Transfer-Encoding"));
         }
-    } else if name.eq_ignore_ascii_case(b"connection") {
+    } else if token_is(name, b"connection") {
         for option in list_elements(value) {
             if option.eq_ignore_ascii_case(b"close") {
                 facts.close = true;
@@ -506,12 +513,12 @@ fn note_header(facts: &mut HeaderFacts, name: &str, value: &[u8]) -> Result<(), 
                 facts.keep_alive = true;
             }
         }
-    } else if name.eq_ignore_ascii_case(b"host") {
+    } else if token_is(name, b"host") {
         facts.host_count += 1;
         if !is_valid_host(value) {
             return Err(ParseError::Malformed("invalid Host header"));
         }
-    } else if name.eq_ignore_ascii_case(b"expect") {
+    } else if token_is(name, b"expect") {
         for expectation in list_elements(value) {
             if expectation.eq_ignore_ascii_case(b"100-continue") {
                 facts.expect_continue = true;
@@ -521,6 +528,17 @@ fn note_header(facts: &mut HeaderFacts, name: &str, value: &[u8]) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Whether the header name `name` (a token, as httparse checked) is
+/// `lower` in any case. `lower` holds lowercase letters and `-` only: for
+/// those, a token byte with bit 0x20 set equals them exactly when it is the
+/// same letter in either case, or `-`. No early exit, so it compiles to a few
+/// vector operations; names of other lengths are told apart at once.
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower.iter().all(|&b| b.is_ascii_lowercase() || b == b'-'));
+    name.len() == lower.len()
+        && name.iter().zip(lower).fold(0, |diff, (&b, &l)| diff | ((b | 0x20) ^ l)) == 0
 }
 
 /// Content-Length is `1*DIGIT`; a list of identical values is accepted as one
@@ -581,9 +599,12 @@ fn is_valid_host(value: &[u8]) -> bool {
             _ => return false,
         }
     } else {
-        match memchr::memchr(b':', value) {
-            Some(colon) => (&value[..colon], &value[colon + 1..]),
-            None => (value, &value[..0]),
+        // One pass up to the colon: a Host value is a few bytes, too short
+        // for a vectorised search to pay for its set-up.
+        match value.iter().position(|&b| !REG_NAME_BYTES[usize::from(b)]) {
+            None => return true,
+            Some(colon) if value[colon] == b':' => (&value[..0], &value[colon + 1..]),
+            Some(_) => return false,
         }
     };
     host.iter().all(|&b| REG_NAME_BYTES[usize::from(b)]) && port.iter().all(u8::is_ascii_digit)
@@ -629,7 +650,7 @@ fn split_target(target: &str, base: usize, method: Method) -> Result<TargetParts
         return Err(ParseError::Malformed("invalid request target"));
     };
     let rest = &bytes[path_start..];
-    let (path_len, query) = match memchr::memchr(b'?', rest) {
+    let (path_len, query) = match rest.iter().position(|&b| b == b'?') {
         Some(q) => (q, Some(base + path_start + q + 1..base + bytes.len())),
         None => (rest.len(), None),
     };
@@ -640,21 +661,6 @@ fn split_target(target: &str, base: usize, method: Method) -> Result<TargetParts
 /// but `#`, and `%`): printable ASCII but `"<>\^`{|}#`.
 fn is_target_byte(b: u8) -> bool {
     TARGET_BYTES[usize::from(b)]
-}
-
-/// A 256-entry table of the bytes for which `$accept` holds, built at
-/// compile time: these checks run on every byte of every target and host.
-macro_rules! byte_table {
-    (|$b:ident| $accept:expr) => {{
-        let mut table = [false; 256];
-        let mut i = 0;
-        while i < 256 {
-            let $b = i as u8;
-            table[i] = $accept;
-            i += 1;
-        }
-        table
-    }};
 }
 
 /// [`is_target_byte`] as a table.

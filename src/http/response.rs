@@ -58,6 +58,48 @@ impl ServerHeaders {
         &self.date
     }
 
+    /// The first part of a response head: the status line, these headers
+    /// and the application's `headers`, minus those the server owns
+    /// (`Content-Length`, `Transfer-Encoding`, `Connection`); an
+    /// application's `Date` or `Server` replaces the server's. It depends
+    /// neither on the body's framing nor on the connection, so a caller may
+    /// keep it for responses with the same status and headers while the
+    /// date stands. Headers must have been checked with
+    /// [`is_valid_header_name`] and [`is_valid_header_value`].
+    pub fn encode_start<'h>(
+        &self,
+        status: u16,
+        headers: impl Iterator<Item = (&'h str, &'h str)> + Clone,
+        out: &mut Vec<u8>,
+    ) {
+        let (mut has_server, mut has_date) = (false, false);
+        for (name, _) in headers.clone() {
+            has_server |= name.eq_ignore_ascii_case("server");
+            has_date |= name.eq_ignore_ascii_case("date");
+        }
+        if status == 200 && !has_server && !has_date {
+            out.extend_from_slice(&self.ok_head);
+        } else {
+            let mut code = itoa::Buffer::new();
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(code.format(status).as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(reason_phrase(status).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            if let Some(server) = self.server.as_deref().filter(|_| !has_server) {
+                put(out, "Server", server.as_bytes());
+            }
+            if !has_date {
+                put(out, "Date", self.date.as_bytes());
+            }
+        }
+        for (name, value) in headers {
+            if !is_framing_header(name) {
+                put(out, name, value.as_bytes());
+            }
+        }
+    }
+
     fn render(&mut self) {
         let out = &mut self.ok_head;
         out.clear();
@@ -96,51 +138,33 @@ impl ResponseHead<'_> {
         headers: impl Iterator<Item = (&'h str, &'h str)> + Clone,
         out: &mut Vec<u8>,
     ) {
-        let (mut has_server, mut has_date) = (false, false);
-        for (name, _) in headers.clone() {
-            has_server |= name.eq_ignore_ascii_case("server");
-            has_date |= name.eq_ignore_ascii_case("date");
-        }
-        let own = self.server_headers;
-        if self.status == 200 && !has_server && !has_date {
-            out.extend_from_slice(&own.ok_head);
-        } else {
-            let mut status = itoa::Buffer::new();
-            out.extend_from_slice(b"HTTP/1.1 ");
-            out.extend_from_slice(status.format(self.status).as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(reason_phrase(self.status).as_bytes());
-            out.extend_from_slice(b"\r\n");
-            if let Some(server) = own.server.as_deref().filter(|_| !has_server) {
-                put(out, "Server", server.as_bytes());
-            }
-            if !has_date {
-                put(out, "Date", own.date.as_bytes());
-            }
-        }
-        for (name, value) in headers {
-            if !is_framing_header(name) {
-                put(out, name, value.as_bytes());
-            }
-        }
-        match self.framing {
-            ResponseFraming::Length(n) => {
-                let mut len = itoa::Buffer::new();
-                put(out, "Content-Length", len.format(n).as_bytes());
-            }
-            ResponseFraming::Chunked => put(out, "Transfer-Encoding", b"chunked"),
-            ResponseFraming::CloseDelimited | ResponseFraming::None => {}
-        }
-        if !self.keep_alive {
-            put(out, "Connection", b"close");
-        } else if self.http10 {
-            put(out, "Connection", b"keep-alive");
-        }
-        out.extend_from_slice(b"\r\n");
+        self.server_headers.encode_start(self.status, headers, out);
+        encode_end(self.framing, self.keep_alive, self.http10, out);
     }
 }
 
+/// The end of a response head: the framing headers, `Connection` when the
+/// connection closes (or, for HTTP/1.0, stays open), and the blank line.
+pub fn encode_end(framing: ResponseFraming, keep_alive: bool, http10: bool, out: &mut Vec<u8>) {
+    match framing {
+        ResponseFraming::Length(n) => {
+            let mut len = itoa::Buffer::new();
+            put(out, "Content-Length", len.format(n).as_bytes());
+        }
+        ResponseFraming::Chunked => put(out, "Transfer-Encoding", b"chunked"),
+        ResponseFraming::CloseDelimited | ResponseFraming::None => {}
+    }
+    if !keep_alive {
+        put(out, "Connection", b"close");
+    } else if http10 {
+        put(out, "Connection", b"keep-alive");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[inline]
 fn put(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.reserve(name.len() + value.len() + 4);
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
@@ -155,15 +179,22 @@ fn is_framing_header(name: &str) -> bool {
 
 /// A field name is a non-empty token (RFC 9110 §5.1).
 pub fn is_valid_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| TOKEN_BYTES[usize::from(b)])
 }
+
+/// The bytes of a token (RFC 9110 §5.6.2).
+static TOKEN_BYTES: [bool; 256] = byte_table!(|b| b.is_ascii_alphanumeric()
+    || matches!(
+        b,
+        b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+    ));
 
 /// A field value may not contain CR, LF, NUL or other controls but HTAB
 /// (RFC 9110 §5.5): the check that keeps an application's header from
 /// splitting the response.
 pub fn is_valid_header_value(value: &str) -> bool {
-    value.bytes().all(|b| b >= 0x20 && b != 0x7f || b == b'\t')
+    // No early exit: the whole value is looked at in a few vector steps.
+    value.bytes().fold(true, |ok, b| ok & ((b >= 0x20) & (b != 0x7f) | (b == b'\t')))
 }
 
 /// Whether a `Connection` value contains the `close` option.
