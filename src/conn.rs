@@ -79,6 +79,7 @@
 //! the second burns a core while idle and, with the load generator on the
 //! same core, takes its CPU.
 
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::{self, Write};
@@ -238,22 +239,28 @@ impl<A: App> CoreState<A> {
 impl<A> CoreState<A> {
     /// Checks `response` and writes the start of its head (status line,
     /// `Server`, `Date`, the application's headers) with this core's
-    /// values. Returns the response to send (a 500 if the application's
-    /// had an invalid status or header) and whether its headers ask to
-    /// close the connection. The end of the head is `http::encode_end`.
-    fn start_head(&self, response: Response, out: &mut Vec<u8>) -> (Response, bool) {
+    /// values; a response with an invalid status or header is replaced by
+    /// a 500 first. Returns whether its headers ask to close the
+    /// connection. The end of the head is `http::encode_end`.
+    fn start_head(&self, response: &mut Response, out: &mut Vec<u8>) -> bool {
         let mut cache = self.head_cache.borrow_mut();
-        if let Some(close) = cache.write_known(&response, out) {
-            return (response, close);
+        if let Some(close) = cache.write_known(response, out) {
+            return close;
         }
-        let response = checked(response);
+        if !is_valid(response) {
+            error!(
+                status = response.status(),
+                "application sent an invalid status or header; answered 500"
+            );
+            *response = Response::internal_error();
+        }
         let close = response.headers().any(|(n, v)| {
             n.eq_ignore_ascii_case("connection") && http::connection_has_close(v.as_bytes())
         });
         let at = out.len();
         self.server_headers.borrow().encode_start(response.status(), response.headers(), out);
-        cache.keep(&response, &out[at..], close);
-        (response, close)
+        cache.keep(response, &out[at..], close);
+        close
     }
 }
 
@@ -489,7 +496,8 @@ async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
         Body::Full(bytes) => bytes.len() as u64,
         _ => 0,
     };
-    let (response, _) = core.start_head(response, &mut out);
+    let mut response = response;
+    core.start_head(&mut response, &mut out);
     http::encode_end(ResponseFraming::Length(body_len), false, false, &mut out);
     if let Body::Full(body) = response.into_body() {
         out.extend_from_slice(&body);
@@ -889,7 +897,7 @@ impl<A: App> Conn<A> {
         self.core.metrics.requests.inc();
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer);
-        let (response, keep_alive) = match self.call_app(request).await {
+        let (response, keep_alive) = match call_app(&self.core, request).await {
             Some(response) => {
                 if response.status() == 503 {
                     // Shed by the application, e.g. a full blocking pool.
@@ -906,7 +914,10 @@ impl<A: App> Conn<A> {
         // A request that was running when the core began to drain is the
         // connection's last.
         let keep_alive = keep_alive && !self.core.draining.get();
-        self.respond(response, is_head, http10, keep_alive).await
+        match self.encode_response(response, is_head, http10, keep_alive) {
+            Unsent::Nothing(next) => Ok(next),
+            unsent => self.send_rest(unsent).await,
+        }
     }
 
     async fn read_body(&mut self, head: &RequestHead) -> io::Result<BodyRead> {
@@ -962,17 +973,6 @@ impl<A: App> Conn<A> {
         }
     }
 
-    /// Calls the application; `None` if it panicked. Its future is made in
-    /// a recycled block: it is as large as the application's largest
-    /// handler, and is then never copied (a request's handling moves only
-    /// the block's address).
-    async fn call_app(&self, request: Request) -> Option<Response> {
-        let core = &*self.core;
-        let call = || Recycled::with(|| core.app.call(request, &core.cx));
-        let future = std::panic::catch_unwind(AssertUnwindSafe(call)).ok()?;
-        AssertUnwindSafe(future).catch_unwind().await.ok()
-    }
-
     /// Answers a request the parser refused, then the connection closes.
     async fn refuse(&mut self, error: ParseError, is_head: bool) -> io::Result<()> {
         self.core.metrics.requests_refused.inc();
@@ -990,7 +990,21 @@ impl<A: App> Conn<A> {
         http10: bool,
         keep_alive: bool,
     ) -> io::Result<Next> {
-        let (response, close) = self.core.start_head(response, &mut self.wbuf);
+        let unsent = self.encode_response(response, is_head, http10, keep_alive);
+        self.send_rest(unsent).await
+    }
+
+    /// Serialises `response` into the write buffer: its head, and its body
+    /// unless that is too large to copy or streamed. Not `async`, so the
+    /// common response costs no future of its own.
+    fn encode_response(
+        &mut self,
+        mut response: Response,
+        is_head: bool,
+        http10: bool,
+        keep_alive: bool,
+    ) -> Unsent {
+        let close = self.core.start_head(&mut response, &mut self.wbuf);
         let keep_alive = keep_alive && !close;
         let status = response.status();
         // RFC 9110 §15.3.5, §15.4.5: 204 and 304 have neither content nor
@@ -1010,22 +1024,32 @@ impl<A: App> Conn<A> {
         http::encode_end(framing, keep_alive, http10, &mut self.wbuf);
         let next = if keep_alive { Next::KeepAlive } else { Next::Close };
         if is_head || no_body {
-            return Ok(next);
+            return Unsent::Nothing(next);
         }
         match response.into_body() {
-            Body::Empty => Ok(next),
-            Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
+            Body::Empty => Unsent::Nothing(next),
+            Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => Unsent::Bytes(bytes, next),
+            Body::Full(bytes) => {
+                self.wbuf.extend_from_slice(&bytes);
+                Unsent::Nothing(next)
+            }
+            Body::Stream(stream) => {
+                Unsent::Stream(stream, framing == ResponseFraming::Chunked, next)
+            }
+        }
+    }
+
+    /// Writes what [`Conn::encode_response`] left.
+    async fn send_rest(&mut self, unsent: Unsent) -> io::Result<Next> {
+        match unsent {
+            Unsent::Nothing(next) => Ok(next),
+            Unsent::Bytes(bytes, next) => {
                 self.flush().await?;
                 let stall = Stall { watch: &self.watch, limit: self.core.timeouts.write };
                 write_within(&self.io, OpBuf::Bytes(bytes), Some(stall)).await.0?;
                 Ok(next)
             }
-            Body::Full(bytes) => {
-                self.wbuf.extend_from_slice(&bytes);
-                Ok(next)
-            }
-            Body::Stream(stream) => {
-                let chunked = framing == ResponseFraming::Chunked;
+            Unsent::Stream(stream, chunked, next) => {
                 self.stream_body(stream, chunked).await?;
                 Ok(next)
             }
@@ -1074,6 +1098,15 @@ impl<A: App> Conn<A> {
     }
 }
 
+/// What of a response is still to be written once its head is encoded.
+enum Unsent {
+    Nothing(Next),
+    /// A body too large to copy into the write buffer.
+    Bytes(Cow<'static, [u8]>, Next),
+    /// A streamed body, chunked or not.
+    Stream(BodyStream, bool, Next),
+}
+
 enum BodyKind {
     Empty,
     Full(usize),
@@ -1088,23 +1121,28 @@ fn response_body(response: &Response) -> BodyKind {
     }
 }
 
-/// A response the server can put on the wire: a status the application may
-/// send and headers that cannot split the response; anything else becomes a
-/// 500.
-fn checked(response: Response) -> Response {
-    let status_ok = (200..=599).contains(&response.status());
-    let headers_ok = response
-        .headers()
-        .all(|(n, v)| http::is_valid_header_name(n) && http::is_valid_header_value(v));
-    if status_ok && headers_ok {
-        response
-    } else {
-        error!(
-            status = response.status(),
-            "application sent an invalid status or header; answered 500"
-        );
-        Response::internal_error()
-    }
+/// Whether the server can put `response` on the wire: a status the
+/// application may send and headers that cannot split the response.
+fn is_valid(response: &Response) -> bool {
+    (200..=599).contains(&response.status())
+        && response
+            .headers()
+            .all(|(n, v)| http::is_valid_header_name(n) && http::is_valid_header_value(v))
+}
+
+/// Calls the application; `None` if it panicked. Its future is made in a
+/// recycled block: it is as large as the application's largest handler,
+/// and is then never copied (a request's handling moves only the block's
+/// address). Not an `async fn`: the request goes straight into the
+/// application's future instead of being copied into one of its own first.
+fn call_app<A: App>(
+    core: &CoreState<A>,
+    request: Request,
+) -> impl Future<Output = Option<Response>> + '_ {
+    let mut request = Some(request);
+    let call = || Recycled::with(|| core.app.call(request.take().expect("called once"), &core.cx));
+    let future = std::panic::catch_unwind(AssertUnwindSafe(call)).ok();
+    async move { AssertUnwindSafe(future?).catch_unwind().await.ok() }
 }
 
 /// Writes the pending responses while `read`, already queued, waits: both

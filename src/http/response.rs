@@ -290,6 +290,15 @@ mod tests {
     }
 
     #[test]
+    fn content_length_is_written_in_decimal_at_any_size() {
+        for n in [0, 7, 10, 99, 100, 12_345, u64::MAX] {
+            let mut out = Vec::new();
+            encode_end(ResponseFraming::Length(n), true, false, &mut out);
+            assert_eq!(out, format!("Content-Length: {n}\r\n\r\n").into_bytes());
+        }
+    }
+
+    #[test]
     fn other_statuses_carry_the_same_server_headers() {
         let own = epoch_headers();
         let text = encode(ResponseHead { status: 404, ..head(&own) }, &[]);
