@@ -1,19 +1,19 @@
-//! Per-thread recycling of the memory every request needs: a parsed head's
-//! bytes and header index, a response's header list, a connection's read
-//! and write buffers, and the block of the future that handles a request.
+//! Per-thread recycling of the memory every request needs: a response's
+//! header list, a connection's read and write buffers, the block of the
+//! future that handles a request, and (on a [`BoxShelf`] that `http` keeps)
+//! a parsed head's parts with their bytes and header index.
 //!
 //! With one executor per core, "per thread" means per core: the vectors a
 //! finished request gives back are taken by the next one, so a keep-alive
 //! connection in its steady state allocates nothing for them. Bounded: at
-//! most [`KEEP`] vectors of each kind wait per thread, none holding more
-//! than [`MAX_BYTES`]; anything else is freed as usual. A vector always
-//! comes back empty, with its capacity.
+//! most [`KEEP`] vectors or boxes of each kind wait per thread, no vector
+//! holding more than [`MAX_BYTES`]; anything else is freed as usual. A
+//! vector always comes back empty, with its capacity.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::Future;
-use std::ops::Range;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
@@ -28,11 +28,6 @@ const MAX_BYTES: usize = 16 << 10;
 pub(crate) type Shelf<T> = RefCell<Vec<Vec<T>>>;
 
 thread_local! {
-    /// A request head's bytes.
-    pub(crate) static HEAD_BYTES: Shelf<u8> = const { RefCell::new(Vec::new()) };
-    /// A request head's header name and value offsets.
-    pub(crate) static HEAD_INDEX: Shelf<(Range<usize>, Range<usize>)> =
-        const { RefCell::new(Vec::new()) };
     /// A connection's read buffer, while the connection is idle.
     pub(crate) static READ_BUFS: Shelf<u8> = const { RefCell::new(Vec::new()) };
     /// A connection's write buffer, while the connection is idle.
@@ -47,10 +42,15 @@ pub(crate) fn take<T: 'static>(shelf: &'static LocalKey<Shelf<T>>) -> Vec<T> {
     shelf.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
 }
 
+/// Whether `v`'s memory is worth keeping: small enough that holding it
+/// while spare costs little.
+pub(crate) fn is_worth_keeping<T>(v: &Vec<T>) -> bool {
+    v.capacity().saturating_mul(std::mem::size_of::<T>()) <= MAX_BYTES
+}
+
 /// Puts `v` back on `shelf`, emptied, if it is worth keeping.
 pub(crate) fn give<T: 'static>(shelf: &'static LocalKey<Shelf<T>>, mut v: Vec<T>) {
-    let bytes = v.capacity().saturating_mul(std::mem::size_of::<T>());
-    if v.capacity() == 0 || bytes > MAX_BYTES {
+    if v.capacity() == 0 || !is_worth_keeping(&v) {
         return;
     }
     v.clear();
@@ -59,6 +59,25 @@ pub(crate) fn give<T: 'static>(shelf: &'static LocalKey<Shelf<T>>, mut v: Vec<T>
         let mut s = s.borrow_mut();
         if s.len() < KEEP {
             s.push(v);
+        }
+    });
+}
+
+/// Spare boxes of one kind (each holding its own recycled vectors).
+pub(crate) type BoxShelf<T> = RefCell<Vec<Box<T>>>;
+
+/// A box from `shelf`, if it has one.
+pub(crate) fn take_box<T: 'static>(shelf: &'static LocalKey<BoxShelf<T>>) -> Option<Box<T>> {
+    shelf.try_with(|s| s.borrow_mut().pop()).ok().flatten()
+}
+
+/// Puts `b` back on `shelf` unless the shelf is full (or gone, during
+/// thread exit): then `b` is freed.
+pub(crate) fn give_box<T: 'static>(shelf: &'static LocalKey<BoxShelf<T>>, b: Box<T>) {
+    let _ = shelf.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < KEEP {
+            s.push(b);
         }
     });
 }
@@ -177,11 +196,11 @@ mod tests {
 
     #[test]
     fn a_given_vector_is_taken_again_empty_with_its_capacity() {
-        let mut v = take(&HEAD_BYTES);
+        let mut v = take(&READ_BUFS);
         v.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
         let (ptr, cap) = (v.as_ptr(), v.capacity());
-        give(&HEAD_BYTES, v);
-        let again = take(&HEAD_BYTES);
+        give(&READ_BUFS, v);
+        let again = take(&READ_BUFS);
         assert!(again.is_empty());
         assert_eq!((again.as_ptr(), again.capacity()), (ptr, cap));
     }
@@ -200,7 +219,7 @@ mod tests {
     #[test]
     fn oversized_vectors_are_not_kept() {
         let v: Vec<u8> = Vec::with_capacity(MAX_BYTES + 1);
-        give(&HEAD_BYTES, v);
-        assert_eq!(take(&HEAD_BYTES).capacity(), 0);
+        give(&READ_BUFS, v);
+        assert_eq!(take(&READ_BUFS).capacity(), 0);
     }
 }

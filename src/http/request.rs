@@ -1,8 +1,9 @@
 //! Request heads: parsing with httparse, then the framing and connection
 //! rules of RFC 9112 applied to what was parsed.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::mem::MaybeUninit;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Range;
 
 use crate::recycle;
@@ -133,9 +134,16 @@ pub enum BodyFraming {
 }
 
 /// A parsed request head. It owns a copy of the head's bytes and refers to
-/// its parts by offset; both of its vectors are recycled per thread (see
-/// `recycle`), so a steady stream of requests allocates nothing for them.
+/// its parts by offset. It is one pointer: its parts are in a box that is
+/// recycled per thread with its two vectors (see `recycle`), so a request
+/// moves cheaply and a steady stream of requests allocates nothing.
 pub struct RequestHead {
+    parts: ManuallyDrop<Box<HeadParts>>,
+}
+
+/// What a [`RequestHead`] holds.
+#[derive(Clone)]
+struct HeadParts {
     bytes: Vec<u8>,
     method: Method,
     method_len: usize,
@@ -150,63 +158,84 @@ pub struct RequestHead {
     expect_continue: bool,
 }
 
+thread_local! {
+    /// Spare head parts, their vectors empty but with their capacity.
+    static SPARE_PARTS: recycle::BoxShelf<HeadParts> = const { RefCell::new(Vec::new()) };
+}
+
+impl HeadParts {
+    fn new() -> HeadParts {
+        HeadParts {
+            bytes: Vec::new(),
+            method: Method::Get,
+            method_len: 0,
+            target: 0..0,
+            path: 0..0,
+            query: None,
+            authority: None,
+            version: Version::Http11,
+            headers: Vec::new(),
+            framing: BodyFraming::Empty,
+            keep_alive: true,
+            expect_continue: false,
+        }
+    }
+}
+
 impl Clone for RequestHead {
     fn clone(&self) -> RequestHead {
-        RequestHead {
-            bytes: self.bytes.clone(),
-            headers: self.headers.clone(),
-            target: self.target.clone(),
-            path: self.path.clone(),
-            query: self.query.clone(),
-            authority: self.authority.clone(),
-            ..*self
-        }
+        RequestHead { parts: ManuallyDrop::new(Box::new(HeadParts::clone(&self.parts))) }
     }
 }
 
 impl Drop for RequestHead {
     fn drop(&mut self) {
-        recycle::give(&recycle::HEAD_BYTES, std::mem::take(&mut self.bytes));
-        recycle::give(&recycle::HEAD_INDEX, std::mem::take(&mut self.headers));
+        // SAFETY: `parts` is taken here, once, and `self` is not used again.
+        let mut parts = unsafe { ManuallyDrop::take(&mut self.parts) };
+        if recycle::is_worth_keeping(&parts.bytes) && recycle::is_worth_keeping(&parts.headers) {
+            parts.bytes.clear();
+            parts.headers.clear();
+            recycle::give_box(&SPARE_PARTS, parts);
+        }
     }
 }
 
 impl RequestHead {
     /// The method.
     pub fn method(&self) -> Method {
-        self.method
+        self.parts.method
     }
 
     /// The method as sent (`"GET"`, `"PROPFIND"`, ...).
     pub fn method_str(&self) -> &str {
-        self.str_at(0..self.method_len)
+        self.str_at(0..self.parts.method_len)
     }
 
     /// The request target as sent: `/path?query`, or an absolute URI.
     pub fn target(&self) -> &str {
-        self.str_at(self.target.clone())
+        self.str_at(self.parts.target.clone())
     }
 
     /// The path of the target (`/` when an absolute URI has none), without
     /// the query. Percent-encoding is left as sent.
     pub fn path(&self) -> &str {
-        if self.path.is_empty() {
+        if self.parts.path.is_empty() {
             "/"
         } else {
-            self.str_at(self.path.clone())
+            self.str_at(self.parts.path.clone())
         }
     }
 
     /// The query of the target (after `?`), if it has one.
     pub fn query(&self) -> Option<&str> {
-        self.query.clone().map(|q| self.str_at(q))
+        self.parts.query.clone().map(|q| self.str_at(q))
     }
 
     /// The host the request is for: the authority of an absolute-form
     /// target, which RFC 9112 §3.2.2 says replaces the Host header, or else
     /// the Host header (`None` for an HTTP/1.0 request without one).
     pub fn host(&self) -> Option<&str> {
-        match &self.authority {
+        match &self.parts.authority {
             Some(authority) => Some(self.str_at(authority.clone())),
             None => self.header("host").and_then(|h| std::str::from_utf8(h).ok()),
         }
@@ -214,43 +243,47 @@ impl RequestHead {
 
     /// The HTTP version.
     pub fn version(&self) -> Version {
-        self.version
+        self.parts.version
     }
 
     /// The header lines in the order sent, names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.headers.iter().map(|(n, v)| (self.str_at(n.clone()), &self.bytes[v.clone()]))
+        self.parts
+            .headers
+            .iter()
+            .map(|(n, v)| (self.str_at(n.clone()), &self.parts.bytes[v.clone()]))
     }
 
     /// The value of the first header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
+        self.parts
+            .headers
             .iter()
-            .find(|(n, _)| self.bytes[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| &self.bytes[v.clone()])
+            .find(|(n, _)| self.parts.bytes[n.clone()].eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &self.parts.bytes[v.clone()])
     }
 
     /// How the body is delimited.
     pub fn framing(&self) -> BodyFraming {
-        self.framing
+        self.parts.framing
     }
 
     /// Whether the client allows the connection to stay open after the
     /// response (HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
     /// `Connection: keep-alive`).
     pub fn keep_alive(&self) -> bool {
-        self.keep_alive
+        self.parts.keep_alive
     }
 
     /// Whether the client waits for `100 Continue` before sending the body.
     pub fn expect_continue(&self) -> bool {
-        self.expect_continue
+        self.parts.expect_continue
     }
 
     /// The text at `range`, which is the method, the target or a part of
     /// it, or a header name.
     fn str_at(&self, range: Range<usize>) -> &str {
-        let bytes = &self.bytes[range];
+        let bytes = &self.parts.bytes[range];
         debug_assert!(bytes.is_ascii());
         // SAFETY: every range this is called with was taken from the copy of
         // the head of a method, target or header name that httparse checked
@@ -266,10 +299,10 @@ impl fmt::Debug for RequestHead {
         f.debug_struct("RequestHead")
             .field("method", &self.method_str())
             .field("target", &self.target())
-            .field("version", &self.version)
-            .field("headers", &self.headers.len())
-            .field("framing", &self.framing)
-            .field("keep_alive", &self.keep_alive)
+            .field("version", &self.parts.version)
+            .field("headers", &self.parts.headers.len())
+            .field("framing", &self.parts.framing)
+            .field("keep_alive", &self.parts.keep_alive)
             .finish()
     }
 }
@@ -401,11 +434,18 @@ fn build_head(
         return Err(ParseError::NotImplemented("CONNECT"));
     }
 
+    // Taken first so that its vectors are filled in place; on an error it
+    // goes back to the shelf.
+    let mut head = RequestHead {
+        parts: ManuallyDrop::new(
+            recycle::take_box(&SPARE_PARTS).unwrap_or_else(|| Box::new(HeadParts::new())),
+        ),
+    };
+    let parts = &mut **head.parts;
     let mut facts = HeaderFacts::default();
-    let mut headers = recycle::take(&recycle::HEAD_INDEX);
-    headers.reserve(req.headers.len());
+    parts.headers.reserve(req.headers.len());
     for h in req.headers.iter() {
-        headers.push((range_in(buf, h.name.as_bytes()), range_in(buf, h.value)));
+        parts.headers.push((range_in(buf, h.name.as_bytes()), range_in(buf, h.value)));
         note_header(&mut facts, h.name, h.value)?;
     }
 
@@ -416,7 +456,7 @@ fn build_head(
         return Err(ParseError::Malformed("line ending without CR"));
     }
     let target_range = range_in(buf, target.as_bytes());
-    let parts = split_target(target, target_range.start, method_kind)?;
+    let target_parts = split_target(target, target_range.start, method_kind)?;
 
     // RFC 9112 §3.2: 400 for any request with more than one Host, and for an
     // HTTP/1.1 request without one.
@@ -462,22 +502,17 @@ fn build_head(
         Version::Http10 => facts.keep_alive && !facts.close,
     };
 
-    let mut bytes = recycle::take(&recycle::HEAD_BYTES);
-    bytes.extend_from_slice(&buf[..len]);
-    let head = RequestHead {
-        bytes,
-        method: method_kind,
-        method_len: method.len(),
-        target: target_range,
-        path: parts.path,
-        query: parts.query,
-        authority: parts.authority,
-        version,
-        headers,
-        framing,
-        keep_alive,
-        expect_continue: expect_continue && framing != BodyFraming::Empty,
-    };
+    parts.bytes.extend_from_slice(&buf[..len]);
+    parts.method = method_kind;
+    parts.method_len = method.len();
+    parts.target = target_range;
+    parts.path = target_parts.path;
+    parts.query = target_parts.query;
+    parts.authority = target_parts.authority;
+    parts.version = version;
+    parts.framing = framing;
+    parts.keep_alive = keep_alive;
+    parts.expect_continue = expect_continue && framing != BodyFraming::Empty;
     Ok((head, len))
 }
 
