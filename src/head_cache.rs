@@ -30,7 +30,7 @@ pub(crate) struct HeadCache {
 
 /// What identifies a response's head start: its status and where each of
 /// its static header names and values is.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 struct Key {
     status: u16,
     len: usize,
@@ -52,6 +52,16 @@ impl Key {
             *slot = [name.as_ptr() as usize, name.len(), value.as_ptr() as usize, value.len()];
         }
         Some(Key { status: response.status(), len: list.len(), headers })
+    }
+}
+
+impl PartialEq for Key {
+    /// Only the headers in use are compared, each as one fixed-size block:
+    /// comparing the whole key would be a call to `memcmp` per response.
+    fn eq(&self, other: &Key) -> bool {
+        self.status == other.status
+            && self.len == other.len
+            && (0..self.len.min(MAX_HEADERS)).all(|i| self.headers[i] == other.headers[i])
     }
 }
 
@@ -81,5 +91,61 @@ impl HeadCache {
             self.start.extend_from_slice(start);
             self.close = close;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start_of(cache: &HeadCache, response: &Response) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        cache.write_known(response, &mut out).map(|_| out)
+    }
+
+    #[test]
+    fn a_response_with_the_same_status_and_static_headers_gets_the_kept_start() {
+        // One pair of static strings, so the test does not depend on the
+        // compiler merging equal literals.
+        let (name, value) = ("content-type", "text/plain");
+        let mut cache = HeadCache::default();
+        let first = Response::new(200).header(name, value);
+        cache.keep(&first, b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n", false);
+        let next = Response::new(200).header(name, value);
+        assert_eq!(
+            start_of(&cache, &next).as_deref(),
+            Some(&b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n"[..])
+        );
+    }
+
+    #[test]
+    fn another_status_or_header_value_misses() {
+        let (name, plain, html) = ("content-type", "text/plain", "text/html");
+        let mut cache = HeadCache::default();
+        cache.keep(&Response::new(200).header(name, plain), b"x", false);
+        assert!(start_of(&cache, &Response::new(200).header(name, plain)).is_some());
+        assert!(start_of(&cache, &Response::new(404).header(name, plain)).is_none());
+        assert!(start_of(&cache, &Response::new(200).header(name, html)).is_none());
+        assert!(start_of(&cache, &Response::new(200)).is_none());
+    }
+
+    #[test]
+    fn a_response_with_an_owned_header_is_never_kept() {
+        let mut cache = HeadCache::default();
+        let owned = Response::new(200).header("x-id", String::from("7"));
+        cache.keep(&owned, b"x", false);
+        let again = Response::new(200).header("x-id", String::from("7"));
+        assert!(start_of(&cache, &again).is_none());
+    }
+
+    #[test]
+    fn a_cleared_cache_misses_and_remembers_close() {
+        let (name, value) = ("connection", "close");
+        let mut cache = HeadCache::default();
+        let response = || Response::new(200).header(name, value);
+        cache.keep(&response(), b"x", true);
+        assert_eq!(cache.write_known(&response(), &mut Vec::new()), Some(true));
+        cache.clear();
+        assert_eq!(cache.write_known(&response(), &mut Vec::new()), None);
     }
 }
