@@ -108,12 +108,12 @@ def main():
         drive(port, args.conns, 20, args.depth)
         control = ["callgrind_control"]
         subprocess.run(control + ["-i", "on", str(server.pid)], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         answered = drive(port, args.conns, args.rounds, args.depth)
         subprocess.run(control + ["-i", "off", str(server.pid)], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         subprocess.run(control + ["-d", str(server.pid)], check=True,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
     finally:
         server.kill()
