@@ -380,7 +380,8 @@ impl Response {
         &self.body
     }
 
-    pub(crate) fn into_body(mut self) -> Body {
+    /// The body, leaving the response without one.
+    pub(crate) fn take_body(&mut self) -> Body {
         std::mem::take(&mut self.body)
     }
 }

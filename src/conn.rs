@@ -91,8 +91,10 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::{FutureExt, StreamExt};
@@ -504,7 +506,7 @@ async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
     let mut response = response;
     core.start_head(&mut response, &mut out);
     http::encode_end(ResponseFraming::Length(body_len), false, false, &mut out);
-    if let Body::Full(body) = response.into_body() {
+    if let Body::Full(body) = response.take_body() {
         out.extend_from_slice(&body);
     }
     let deadline = Instant::now() + SHED_LINGER;
@@ -919,7 +921,8 @@ impl<A: App> Conn<A> {
         // A request that was running when the core began to drain is the
         // connection's last.
         let keep_alive = keep_alive && !self.core.draining.get();
-        match self.encode_response(response, is_head, http10, keep_alive) {
+        let mut response = response;
+        match self.encode_response(&mut response, is_head, http10, keep_alive) {
             Unsent::Nothing(next) => Ok(next),
             unsent => self.send_rest(unsent).await,
         }
@@ -995,7 +998,8 @@ impl<A: App> Conn<A> {
         http10: bool,
         keep_alive: bool,
     ) -> io::Result<Next> {
-        let unsent = self.encode_response(response, is_head, http10, keep_alive);
+        let mut response = response;
+        let unsent = self.encode_response(&mut response, is_head, http10, keep_alive);
         self.send_rest(unsent).await
     }
 
@@ -1004,18 +1008,18 @@ impl<A: App> Conn<A> {
     /// common response costs no future of its own.
     fn encode_response(
         &mut self,
-        mut response: Response,
+        response: &mut Response,
         is_head: bool,
         http10: bool,
         keep_alive: bool,
     ) -> Unsent {
-        let close = self.core.start_head(&mut response, &mut self.wbuf);
+        let close = self.core.start_head(response, &mut self.wbuf);
         let keep_alive = keep_alive && !close;
         let status = response.status();
         // RFC 9110 §15.3.5, §15.4.5: 204 and 304 have neither content nor
         // length; §15.3.6: 205 has no content.
         let no_body = matches!(status, 204 | 205 | 304);
-        let (framing, keep_alive) = match response_body(&response) {
+        let (framing, keep_alive) = match response_body(response) {
             _ if status == 205 => (ResponseFraming::Length(0), keep_alive),
             _ if no_body => (ResponseFraming::None, keep_alive),
             // A HEAD answered without a body says nothing about the length.
@@ -1031,7 +1035,7 @@ impl<A: App> Conn<A> {
         if is_head || no_body {
             return Unsent::Nothing(next);
         }
-        match response.into_body() {
+        match response.take_body() {
             Body::Empty => Unsent::Nothing(next),
             Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => Unsent::Bytes(bytes, next),
             Body::Full(bytes) => {
@@ -1135,19 +1139,41 @@ fn is_valid(response: &Response) -> bool {
             .all(|(n, v)| http::is_valid_header_name(n) && http::is_valid_header_value(v))
 }
 
-/// Calls the application; `None` if it panicked. Its future is made in a
-/// recycled block: it is as large as the application's largest handler,
-/// and is then never copied (a request's handling moves only the block's
-/// address). Not an `async fn`: the request goes straight into the
-/// application's future instead of being copied into one of its own first.
+/// Calls the application. Its future is made in a recycled block: it is as
+/// large as the application's largest handler, and is then never copied (a
+/// request's handling moves only the block's address). Not an `async fn`:
+/// the request goes straight into the application's future instead of
+/// being copied into one of its own first.
 fn call_app<A: App>(
     core: &CoreState<A>,
     request: Request,
-) -> impl Future<Output = Option<Response>> + '_ {
+) -> AppCall<impl Future<Output = Response> + '_> {
     let mut request = Some(request);
     let call = || Recycled::with(|| core.app.call(request.take().expect("called once"), &core.cx));
-    let future = std::panic::catch_unwind(AssertUnwindSafe(call)).ok();
-    async move { AssertUnwindSafe(future?).catch_unwind().await.ok() }
+    AppCall { future: std::panic::catch_unwind(AssertUnwindSafe(call)).ok() }
+}
+
+/// The application's future for one request, each poll under
+/// `catch_unwind`: `None` if making or polling it panicked. One layer, so
+/// the response is handed straight to the connection.
+struct AppCall<F> {
+    future: Option<Recycled<F>>,
+}
+
+impl<F: Future<Output = Response>> Future for AppCall<F> {
+    type Output = Option<Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Option<Response>> {
+        // `Recycled` is a pointer: `AppCall` is `Unpin` whatever `F` is.
+        let Some(future) = self.get_mut().future.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(future).poll(cx))) {
+            Ok(Poll::Ready(response)) => Poll::Ready(Some(response)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        }
+    }
 }
 
 /// Writes the pending responses while `read`, already queued, waits: both
