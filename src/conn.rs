@@ -498,12 +498,11 @@ pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
 /// the client learns why, instead of a reset or an unbounded wait.
 async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
     let mut out = Vec::with_capacity(256);
-    let response = Response::service_unavailable();
+    let mut response = Response::service_unavailable();
     let body_len = match response.body_ref() {
         Body::Full(bytes) => bytes.len() as u64,
         _ => 0,
     };
-    let mut response = response;
     core.start_head(&mut response, &mut out);
     http::encode_end(ResponseFraming::Length(body_len), false, false, &mut out);
     if let Body::Full(body) = response.take_body() {
@@ -904,7 +903,7 @@ impl<A: App> Conn<A> {
         self.core.metrics.requests.inc();
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer);
-        let (response, keep_alive) = match call_app(&self.core, request).await {
+        let (mut response, keep_alive) = match call_app(&self.core, request).await {
             Some(response) => {
                 if response.status() == 503 {
                     // Shed by the application, e.g. a full blocking pool.
@@ -921,7 +920,6 @@ impl<A: App> Conn<A> {
         // A request that was running when the core began to drain is the
         // connection's last.
         let keep_alive = keep_alive && !self.core.draining.get();
-        let mut response = response;
         match self.encode_response(&mut response, is_head, http10, keep_alive) {
             Unsent::Nothing(next) => Ok(next),
             unsent => self.send_rest(unsent).await,
@@ -993,12 +991,11 @@ impl<A: App> Conn<A> {
     /// Serialises `response`; a streamed body is written as it comes.
     async fn respond(
         &mut self,
-        response: Response,
+        mut response: Response,
         is_head: bool,
         http10: bool,
         keep_alive: bool,
     ) -> io::Result<Next> {
-        let mut response = response;
         let unsent = self.encode_response(&mut response, is_head, http10, keep_alive);
         self.send_rest(unsent).await
     }
@@ -1148,8 +1145,7 @@ fn call_app<A: App>(
     core: &CoreState<A>,
     request: Request,
 ) -> AppCall<impl Future<Output = Response> + '_> {
-    let mut request = Some(request);
-    let call = || Recycled::with(|| core.app.call(request.take().expect("called once"), &core.cx));
+    let call = move || Recycled::with(|| core.app.call(request, &core.cx));
     AppCall { future: std::panic::catch_unwind(AssertUnwindSafe(call)).ok() }
 }
 

@@ -39,7 +39,23 @@ thread_local! {
 
 /// An empty vector from `shelf` (a new one if the shelf is empty).
 pub(crate) fn take<T: 'static>(shelf: &'static LocalKey<Shelf<T>>) -> Vec<T> {
-    shelf.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+    pop(shelf).unwrap_or_default()
+}
+
+/// A spare from `shelf`, if it has one (none during thread exit).
+fn pop<S: 'static>(shelf: &'static LocalKey<RefCell<Vec<S>>>) -> Option<S> {
+    shelf.try_with(|s| s.borrow_mut().pop()).ok().flatten()
+}
+
+/// Puts `spare` on `shelf` unless the shelf is full (or gone, during thread
+/// exit): then `spare` is freed.
+fn push<S: 'static>(shelf: &'static LocalKey<RefCell<Vec<S>>>, spare: S) {
+    let _ = shelf.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < KEEP {
+            s.push(spare);
+        }
+    });
 }
 
 /// Whether `v`'s memory is worth keeping: small enough that holding it
@@ -54,13 +70,7 @@ pub(crate) fn give<T: 'static>(shelf: &'static LocalKey<Shelf<T>>, mut v: Vec<T>
         return;
     }
     v.clear();
-    // During thread exit the shelf may be gone: `v` is then freed.
-    let _ = shelf.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < KEEP {
-            s.push(v);
-        }
-    });
+    push(shelf, v);
 }
 
 /// Spare boxes of one kind (each holding its own recycled vectors).
@@ -68,18 +78,12 @@ pub(crate) type BoxShelf<T> = RefCell<Vec<Box<T>>>;
 
 /// A box from `shelf`, if it has one.
 pub(crate) fn take_box<T: 'static>(shelf: &'static LocalKey<BoxShelf<T>>) -> Option<Box<T>> {
-    shelf.try_with(|s| s.borrow_mut().pop()).ok().flatten()
+    pop(shelf)
 }
 
-/// Puts `b` back on `shelf` unless the shelf is full (or gone, during
-/// thread exit): then `b` is freed.
+/// Puts `b` back on `shelf` (freed if the shelf is full).
 pub(crate) fn give_box<T: 'static>(shelf: &'static LocalKey<BoxShelf<T>>, b: Box<T>) {
-    let _ = shelf.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < KEEP {
-            s.push(b);
-        }
-    });
+    push(shelf, b);
 }
 
 /// A heap value whose memory block is recycled per thread, like the
