@@ -61,6 +61,10 @@ pub mod defaults {
     pub const TIMEOUT_WRITE: Duration = Duration::from_secs(30);
 }
 
+/// Longest idle poll accepted: past a few milliseconds polling only burns
+/// the core.
+pub const MAX_IDLE_POLL: Duration = Duration::from_millis(10);
+
 /// Longest timeout accepted.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
@@ -110,6 +114,11 @@ pub struct Config {
     /// How long a stopping server lets in-flight requests finish. Default
     /// 30 s.
     pub timeout_graceful_shutdown: Duration,
+    /// How long an idle core keeps polling for work before it sleeps.
+    /// Waking a sleeping core costs tens of microseconds of latency and
+    /// CPU per wake-up; polling trades that for a core kept busy this long
+    /// after each burst of work. Default zero: sleep at once.
+    pub idle_poll: Duration,
 }
 
 impl Default for Config {
@@ -132,6 +141,7 @@ impl Default for Config {
             timeout_body: defaults::TIMEOUT_BODY,
             timeout_write: defaults::TIMEOUT_WRITE,
             timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
+            idle_poll: Duration::ZERO,
         }
     }
 }
@@ -201,6 +211,9 @@ impl Config {
             if value.is_zero() || value > MAX_TIMEOUT {
                 return Err(ConfigError::new(flag, "must be longer than 0 and at most 1 day"));
             }
+        }
+        if self.idle_poll > MAX_IDLE_POLL {
+            return Err(ConfigError::new("--idle-poll", "must be at most 10ms"));
         }
         if let Some(server) = &self.server_header {
             if !crate::http::is_valid_header_value(server) {

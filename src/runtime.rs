@@ -413,10 +413,13 @@ where
             }
         }
     };
-    let executor = LocalExecutorBuilder::new(Placement::Fixed(core.get()))
+    let mut executor = LocalExecutorBuilder::new(Placement::Fixed(core.get()))
         .io_memory(IO_MEMORY)
-        .blocking_thread_pool_placement(PoolPlacement::Unbound(config.blocking_threads))
-        .make();
+        .blocking_thread_pool_placement(PoolPlacement::Unbound(config.blocking_threads));
+    if !config.idle_poll.is_zero() {
+        executor = executor.spin_before_park(config.idle_poll);
+    }
+    let executor = executor.make();
     let executor = match executor {
         Ok(executor) => executor,
         Err(e) => {

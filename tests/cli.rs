@@ -171,6 +171,25 @@ fn a_bad_timeout_is_one_line_and_exit_code_2() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+#[test]
+fn a_core_that_polls_before_sleeping_serves_and_stops() {
+    let (child, addr, _) =
+        start(binary().args(["--cores", "1", "--port", "0", "--idle-poll", "200us"]));
+    for _ in 0..3 {
+        assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop(child);
+}
+
+#[test]
+fn an_idle_poll_longer_than_10ms_is_one_line_and_exit_code_2() {
+    let (code, stderr) = run_to_exit(&["--idle-poll", "1s", "--port", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("error: --idle-poll"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
 /// SIGTERM during a mixed load: every request sent before the signal gets a
 /// complete response, and the process exits 0 within the timeout.
 #[test]
