@@ -18,6 +18,13 @@
 //! whichever ring has work. A connection that queues an operation while the
 //! driver sleeps wakes it directly.
 //!
+//! What a wake-up costs: a request that finds the core asleep takes two
+//! enters of this ring (one reaps the `recv`, one submits the `send` and
+//! the next `recv`) and four to six enters and a `membarrier` of glommio's
+//! loop (its ring flushes, preemption timer and sleep); glommio's own
+//! sockets pay the same. `--idle-poll` lets glommio poll before it sleeps
+//! instead (figures in `bench-results/README.md`).
+//!
 //! Parking: an operation whose future is detached can be parked under a
 //! key ([`Ring::park`]). No task waits for it; its completion puts the key
 //! in the ring's ready queue and wakes one task waiting in
