@@ -122,8 +122,16 @@ impl Context {
     {
         let pending = self.blocking.submit(job);
         self.note_blocking();
-        let result = pending?.await;
+        let result = match pending {
+            Ok(pending) => pending.await,
+            Err(e) => Err(e),
+        };
         self.note_blocking();
+        match &result {
+            Err(BlockingError::Overloaded) => self.metrics.shed_blocking_queue.inc(),
+            Err(BlockingError::Panicked) => self.metrics.blocking_panics.inc(),
+            Ok(_) => {}
+        }
         result
     }
 

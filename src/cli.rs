@@ -2,7 +2,7 @@
 //! also read from a `URING_SERVE_*` environment variable, turned into a
 //! [`Config`]. No other logic lives here.
 
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::Parser;
@@ -110,6 +110,11 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_IDLE_POLL", default_value = "0", value_parser = parse_duration, help_heading = "Cores and sockets")]
     pub idle_poll: Duration,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g.
+    /// `127.0.0.1:9090`), on a listener and thread of their own.
+    #[arg(long, env = "URING_SERVE_METRICS", value_name = "ADDR", help_heading = "Operations")]
+    pub metrics: Option<String>,
+
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set,
     /// takes precedence with a full filter (e.g. `uring_serve=debug`).
     #[arg(long, env = "URING_SERVE_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"], help_heading = "Logging")]
@@ -132,6 +137,7 @@ impl Cli {
             })?;
         let max_header_bytes = usize::try_from(self.max_header_bytes)
             .map_err(|_| ConfigError::new("--max-header-bytes", "too large"))?;
+        let metrics = self.metrics.as_deref().map(|addr| resolve("--metrics", addr)).transpose()?;
         let config = Config {
             cores,
             addr,
@@ -150,11 +156,20 @@ impl Cli {
             timeout_write: self.timeout_write,
             timeout_graceful_shutdown: self.timeout_graceful_shutdown,
             idle_poll: self.idle_poll,
+            metrics,
             ..Config::default()
         };
         config.validate()?;
         Ok(config)
     }
+}
+
+/// The first address `addr` (`HOST:PORT`) resolves to.
+fn resolve(flag: &'static str, addr: &str) -> Result<SocketAddr, ConfigError> {
+    addr.to_socket_addrs()
+        .map_err(|e| ConfigError::new(flag, format!("{addr:?} is not HOST:PORT ({e})")))?
+        .next()
+        .ok_or_else(|| ConfigError::new(flag, format!("{addr:?} resolves to no address")))
 }
 
 /// The process exit code for a server that could not start: 3 when the

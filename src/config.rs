@@ -119,6 +119,9 @@ pub struct Config {
     /// CPU per wake-up; polling trades that for a core kept busy this long
     /// after each burst of work. Default zero: sleep at once.
     pub idle_poll: Duration,
+    /// Where to serve Prometheus metrics (`GET /metrics`), on a listener
+    /// and thread of their own; `None` (the default) serves none.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -142,6 +145,7 @@ impl Default for Config {
             timeout_write: defaults::TIMEOUT_WRITE,
             timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
             idle_poll: Duration::ZERO,
+            metrics: None,
         }
     }
 }

@@ -109,7 +109,7 @@ use crate::http::{
     self, BodyFraming, ChunkedDecoder, DecodeStatus, HttpDate, Limits, Method, ParseError,
     RequestHead, ResponseFraming, ServerHeaders, Version,
 };
-use crate::metrics::CoreMetrics;
+use crate::metrics::{CoreMetrics, TimeoutKind};
 use crate::probe::OnRequestPath;
 use crate::recycle::{self, Recycled};
 use crate::ring::{Detached, OpBuf, Ring};
@@ -152,6 +152,8 @@ pub(crate) struct CoreState<A> {
     timeouts: Timeouts,
     /// Set when the core stops: no new requests, idle connections close.
     draining: Cell<bool>,
+    /// Whether requests are timed (for the duration histogram).
+    timed: bool,
     /// Every open connection of the core: for the sweeper, for a drain, and
     /// where an idle connection waits (parked) with no task of its own.
     connections: RefCell<Slab<ConnEntry>>,
@@ -238,6 +240,7 @@ impl<A: App> CoreState<A> {
                 write: config.timeout_write,
             },
             draining: Cell::new(false),
+            timed: config.metrics.is_some(),
             connections: RefCell::new(Slab::new()),
         }
     }
@@ -396,7 +399,14 @@ async fn serve_parked<A: App>(core: &Rc<CoreState<A>>, key: u32) {
             }
             Ok(Busy::Ended(Next::Close)) => Recycled::with(|| conn.linger_close()).await,
             Ok(Busy::Ended(Next::KeepAlive)) => {}
-            Err(e) => debug!(%peer, "connection ended: {e}"),
+            Err(e) => {
+                if conn.watch.timed_out.get() {
+                    // A read past its deadline ends without an error: this
+                    // was a write the client stopped taking.
+                    conn.core.metrics.count_timeout(TimeoutKind::Write);
+                }
+                debug!(%peer, "connection ended: {e}");
+            }
         }
         false
     };
@@ -721,7 +731,15 @@ impl<A: App> Conn<A> {
         self.watch.deadline.set(None);
         self.watch.idle.set(false);
         match result? {
-            0 if self.watch.timed_out.get() => return Ok(Busy::Ended(Next::Close)),
+            0 if self.watch.timed_out.get() => {
+                let kind = if self.served_any {
+                    TimeoutKind::KeepAlive
+                } else {
+                    TimeoutKind::RequestHeader
+                };
+                self.core.metrics.count_timeout(kind);
+                return Ok(Busy::Ended(Next::Close));
+            }
             0 => return Ok(Busy::Ended(Next::KeepAlive)),
             n => self.rbuf.advance(n),
         }
@@ -759,7 +777,12 @@ impl<A: App> Conn<A> {
                 Ok(Some((head, len))) => {
                     self.rbuf.consume(len);
                     self.head_started = None;
-                    if self.handle(head).await? == Next::Close {
+                    let started = self.core.timed.then(Instant::now);
+                    let next = self.handle(head).await?;
+                    if let Some(started) = started {
+                        self.core.metrics.duration.observe(started.elapsed());
+                    }
+                    if next == Next::Close {
                         self.flush().await?;
                         return Ok(Busy::Ended(Next::Close));
                     }
@@ -794,10 +817,11 @@ impl<A: App> Conn<A> {
                         Fill::Data => {}
                         Fill::Eof => return Ok(Busy::Ended(Next::KeepAlive)),
                         Fill::TimedOut if self.rbuf.filled().is_empty() => {
+                            self.core.metrics.count_timeout(TimeoutKind::RequestHeader);
                             return Ok(Busy::Ended(Next::Close));
                         }
                         Fill::TimedOut => {
-                            self.time_out().await?;
+                            self.time_out(TimeoutKind::RequestHeader).await?;
                             return Ok(Busy::Ended(Next::Close));
                         }
                     }
@@ -867,8 +891,11 @@ impl<A: App> Conn<A> {
     }
 
     /// Answers 408 to a request whose head or body did not arrive in time.
-    async fn time_out(&mut self) -> io::Result<()> {
-        self.core.metrics.requests_timed_out.inc();
+    async fn time_out(&mut self, kind: TimeoutKind) -> io::Result<()> {
+        self.core.metrics.count_timeout(kind);
+        // The read's deadline is dealt with; the 408 gets a write deadline
+        // of its own.
+        self.watch.timed_out.set(false);
         debug!(peer = %self.peer, "request timed out");
         let response = plain_response(408, "request timeout\n");
         self.respond(response, false, false, false).await?;
@@ -880,7 +907,7 @@ impl<A: App> Conn<A> {
         let http10 = head.version() == Version::Http10;
         let Some(_permit) = self.core.admission.try_admit() else {
             // Over --limit-concurrency: shed before reading the body.
-            self.core.metrics.requests_shed.inc();
+            self.core.metrics.shed_concurrency.inc();
             return self.respond(Response::service_unavailable(), is_head, http10, false).await;
         };
         // Most requests have no body: they skip the body reader's future.
@@ -892,7 +919,7 @@ impl<A: App> Conn<A> {
             BodyRead::Complete(body) => body,
             BodyRead::Eof => return Ok(Next::Close),
             BodyRead::TimedOut => {
-                self.time_out().await?;
+                self.time_out(TimeoutKind::Body).await?;
                 return Ok(Next::Close);
             }
             BodyRead::Invalid(e) => {
@@ -904,13 +931,7 @@ impl<A: App> Conn<A> {
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer);
         let (mut response, keep_alive) = match call_app(&self.core, request).await {
-            Some(response) => {
-                if response.status() == 503 {
-                    // Shed by the application, e.g. a full blocking pool.
-                    self.core.metrics.requests_shed.inc();
-                }
-                (response, keep_alive)
-            }
+            Some(response) => (response, keep_alive),
             None => {
                 self.core.metrics.app_panics.inc();
                 error!(peer = %self.peer, "application panicked; answered 500");
@@ -981,7 +1002,7 @@ impl<A: App> Conn<A> {
 
     /// Answers a request the parser refused, then the connection closes.
     async fn refuse(&mut self, error: ParseError, is_head: bool) -> io::Result<()> {
-        self.core.metrics.requests_refused.inc();
+        self.core.metrics.count_refused(error.status());
         debug!(peer = %self.peer, "refused request: {error}");
         let response = plain_response(error.status(), format!("{error}\n"));
         self.respond(response, is_head, false, false).await?;
@@ -1013,6 +1034,7 @@ impl<A: App> Conn<A> {
         let close = self.core.start_head(response, &mut self.wbuf);
         let keep_alive = keep_alive && !close;
         let status = response.status();
+        self.core.metrics.count_response(status);
         // RFC 9110 §15.3.5, §15.4.5: 204 and 304 have neither content nor
         // length; §15.3.6: 205 has no content.
         let no_body = matches!(status, 204 | 205 | 304);

@@ -30,6 +30,7 @@ use crate::blocking::BlockingPool;
 use crate::config::{Config, ConfigError};
 use crate::conn::{self, CoreState};
 use crate::cores::{self, CoreId, Cores, CoresError};
+use crate::metrics::exporter::Exporter;
 use crate::metrics::{CoreMetrics, Metrics};
 use crate::ring::{self, Ring};
 use crate::{listener, sys};
@@ -209,6 +210,14 @@ impl Builder {
         self
     }
 
+    /// Serves Prometheus metrics at `addr` (`GET /metrics`), on a listener
+    /// and thread of their own. Port 0 picks a free port
+    /// ([`ServerHandle::metrics_addr`] tells which).
+    pub fn metrics(mut self, addr: SocketAddr) -> Builder {
+        self.config.metrics = Some(addr);
+        self
+    }
+
     /// Starts the server: `factory` runs once on each core and builds that
     /// core's application. Returns when every core is accepting.
     pub fn serve<F, A>(self, factory: F) -> Result<ServerHandle, StartError>
@@ -235,12 +244,26 @@ impl Builder {
                 })?;
         let shutdown = ShutdownSignal::new(sockets);
         let metrics: Vec<Arc<CoreMetrics>> = chosen.iter().map(|_| Arc::default()).collect();
+        let exporter = match config.metrics {
+            Some(addr) => {
+                let cores = chosen.iter().copied().zip(metrics.iter().cloned()).collect();
+                Some(Exporter::start(addr, cores).map_err(|source| {
+                    if source.kind() == io::ErrorKind::AddrInUse {
+                        StartError::AddrInUse(addr)
+                    } else {
+                        StartError::Bind { addr, source }
+                    }
+                })?)
+            }
+            None => None,
+        };
         let mut handle = ServerHandle {
             local_addr,
             cores: chosen.clone(),
             threads: Vec::new(),
             shutdown,
             metrics: metrics.clone(),
+            exporter,
         };
 
         let factory = Arc::new(factory);
@@ -291,6 +314,9 @@ impl Builder {
         }
         listener::note_migrate_req();
         let ids: Vec<usize> = chosen.iter().map(|c| c.get()).collect();
+        if let Some(exporter) = &handle.exporter {
+            info!("metrics on http://{}/metrics", exporter.local_addr());
+        }
         info!("listening on http://{local_addr} (cores {})", cores::format_list(&ids));
         Ok(handle)
     }
@@ -477,9 +503,16 @@ pub struct ServerHandle {
     threads: Vec<(CoreId, JoinHandle<()>)>,
     shutdown: ShutdownSignal,
     metrics: Vec<Arc<CoreMetrics>>,
+    exporter: Option<Exporter>,
 }
 
 impl ServerHandle {
+    /// Where the metrics listener answers (`--metrics`), with the port it
+    /// resolved to.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.exporter.as_ref().map(Exporter::local_addr)
+    }
+
     /// A reading of every core's counters, in the order of [`Self::cores`].
     pub fn metrics(&self) -> Vec<Metrics> {
         self.cores.iter().zip(&self.metrics).map(|(&core, m)| m.snapshot(core)).collect()
@@ -521,6 +554,9 @@ impl ServerHandle {
             .drain(..)
             .filter_map(|(core, thread)| thread.join().is_err().then_some(core))
             .collect();
+        if let Some(exporter) = &mut self.exporter {
+            exporter.stop();
+        }
         if panicked.is_empty() {
             Ok(())
         } else {
@@ -531,7 +567,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if !self.threads.is_empty() {
+        if !self.threads.is_empty() || self.exporter.is_some() {
             self.shutdown.trigger();
             let _ = self.join_threads();
         }

@@ -190,6 +190,27 @@ fn an_idle_poll_longer_than_10ms_is_one_line_and_exit_code_2() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+#[test]
+fn metrics_are_served_on_their_own_port() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("127.0.0.1:{port}");
+    let (child, addr, _) =
+        start(binary().args(["--cores", "1", "--port", "0", "--metrics", &metrics]));
+    assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+    let scrape = get(metrics.parse().unwrap(), "/metrics");
+    assert!(scrape.starts_with("HTTP/1.1 200 OK\r\n"), "{scrape}");
+    assert!(scrape.contains(",code=\"2xx\"} 1\n"), "{scrape}");
+    stop(child);
+}
+
+#[test]
+fn a_bad_metrics_address_is_one_line_and_exit_code_2() {
+    let (code, stderr) = run_to_exit(&["--metrics", "nowhere", "--port", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("error: --metrics"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
 /// SIGTERM during a mixed load: every request sent before the signal gets a
 /// complete response, and the process exits 0 within the timeout.
 #[test]

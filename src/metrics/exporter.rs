@@ -1,0 +1,146 @@
+//! The metrics listener (`--metrics ADDR`): a thread of its own that answers
+//! `GET /metrics` with every core's counters in the Prometheus text format.
+//!
+//! It never runs on a core: a scrape cannot queue behind user traffic, and
+//! user traffic never waits for a scrape. One scrape is answered at a time,
+//! each connection closed after its answer; reads and writes give up after
+//! a few seconds, so a stuck scraper cannot hold the listener for long.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use tracing::{debug, warn};
+
+use super::text::{self, CONTENT_TYPE};
+use super::CoreMetrics;
+use crate::cores::CoreId;
+use crate::http::{self, Limits, Method};
+
+/// How long a scraper may take to send its request or read the answer.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest scrape request head.
+const MAX_HEAD_BYTES: usize = 8 << 10;
+
+/// A running metrics listener. Dropping it does not stop it: call
+/// [`Exporter::stop`].
+#[derive(Debug)]
+pub(crate) struct Exporter {
+    addr: SocketAddr,
+    listener: TcpListener,
+    stopping: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Exporter {
+    /// Binds `addr` and starts answering scrapes of `cores`' counters.
+    pub(crate) fn start(
+        addr: SocketAddr,
+        cores: Vec<(CoreId, Arc<CoreMetrics>)>,
+    ) -> io::Result<Exporter> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let accepting = listener.try_clone()?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let stop = stopping.clone();
+        let thread = thread::Builder::new()
+            .name("uring-serve-metrics".into())
+            .spawn(move || serve(&accepting, &cores, &stop))?;
+        Ok(Exporter { addr, listener, stopping, thread: Some(thread) })
+    }
+
+    /// The address scrapes go to, with the port it resolved to.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting scrapes and waits for the thread.
+    pub(crate) fn stop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // A listening socket shut down makes the blocked accept fail.
+        crate::sys::shutdown_both(self.listener.as_raw_fd());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(listener: &TcpListener, cores: &[(CoreId, Arc<CoreMetrics>)], stopping: &AtomicBool) {
+    let mut body = String::new();
+    loop {
+        let accepted = listener.accept();
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        match accepted {
+            Ok((stream, peer)) => {
+                if let Err(e) = answer(stream, cores, &mut body) {
+                    debug!(%peer, "metrics scrape failed: {e}");
+                }
+            }
+            Err(e) => {
+                warn!("metrics listener: accept failed: {e}");
+                thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Answers one scrape connection: one request, one response, then close.
+fn answer(
+    mut stream: TcpStream,
+    cores: &[(CoreId, Arc<CoreMetrics>)],
+    body: &mut String,
+) -> io::Result<()> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let limits = Limits { max_header_bytes: MAX_HEAD_BYTES, max_headers: 100, max_body_bytes: 0 };
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let head = loop {
+        match http::parse_head(&buf, &limits) {
+            Ok(Some((head, _))) => break head,
+            Ok(None) if buf.len() < MAX_HEAD_BYTES => {}
+            Ok(None) | Err(_) => return respond(&mut stream, 400, false, "bad request\n"),
+        }
+        match stream.read(&mut chunk)? {
+            0 => return Ok(()),
+            n => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let is_head = head.method() == Method::Head;
+    if !matches!(head.method(), Method::Get | Method::Head) {
+        return respond(&mut stream, 405, is_head, "only GET and HEAD\n");
+    }
+    if head.path() != "/metrics" {
+        return respond(&mut stream, 404, is_head, "metrics are at /metrics\n");
+    }
+    body.clear();
+    text::render(cores, body);
+    respond(&mut stream, 200, is_head, body)
+}
+
+fn respond(stream: &mut TcpStream, status: u16, is_head: bool, body: &str) -> io::Result<()> {
+    let (reason, content_type) = match status {
+        200 => ("OK", CONTENT_TYPE),
+        404 => ("Not Found", "text/plain; charset=utf-8"),
+        405 => ("Method Not Allowed", "text/plain; charset=utf-8"),
+        _ => ("Bad Request", "text/plain; charset=utf-8"),
+    };
+    let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         {allow}Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !is_head {
+        out.extend_from_slice(body.as_bytes());
+    }
+    stream.write_all(&out)?;
+    stream.flush()
+}
