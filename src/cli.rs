@@ -115,6 +115,17 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_METRICS", value_name = "ADDR", help_heading = "Operations")]
     pub metrics: Option<String>,
 
+    /// A path answered by the server itself, without the application:
+    /// 200 while serving, 503 once a shutdown began (e.g. `/healthz`).
+    #[arg(long, env = "URING_SERVE_HEALTH_PATH", value_name = "PATH", help_heading = "Operations")]
+    pub health_path: Option<String>,
+
+    /// On SIGTERM/SIGINT, keep serving this long (the health path already
+    /// answers 503) before accepting stops and the drain begins, so a load
+    /// balancer stops sending first.
+    #[arg(long, env = "URING_SERVE_DRAIN_DELAY", default_value = "0", value_parser = parse_duration, help_heading = "Operations")]
+    pub drain_delay: Duration,
+
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set,
     /// takes precedence with a full filter (e.g. `uring_serve=debug`).
     #[arg(long, env = "URING_SERVE_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"], help_heading = "Logging")]
@@ -157,6 +168,8 @@ impl Cli {
             timeout_graceful_shutdown: self.timeout_graceful_shutdown,
             idle_poll: self.idle_poll,
             metrics,
+            health_path: self.health_path.clone(),
+            drain_delay: self.drain_delay,
             ..Config::default()
         };
         config.validate()?;

@@ -122,6 +122,14 @@ pub struct Config {
     /// Where to serve Prometheus metrics (`GET /metrics`), on a listener
     /// and thread of their own; `None` (the default) serves none.
     pub metrics: Option<SocketAddr>,
+    /// A path the server answers itself, without the application: 200
+    /// while serving, 503 from the moment a shutdown begins (for load
+    /// balancers and readiness probes). `None` (the default): no such path.
+    pub health_path: Option<String>,
+    /// How long a stopping server keeps serving (and answering 503 on the
+    /// health path) before it stops accepting and drains, so that a load
+    /// balancer stops sending first. Default zero.
+    pub drain_delay: Duration,
 }
 
 impl Default for Config {
@@ -146,6 +154,8 @@ impl Default for Config {
             timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
             idle_poll: Duration::ZERO,
             metrics: None,
+            health_path: None,
+            drain_delay: Duration::ZERO,
         }
     }
 }
@@ -215,6 +225,18 @@ impl Config {
             if value.is_zero() || value > MAX_TIMEOUT {
                 return Err(ConfigError::new(flag, "must be longer than 0 and at most 1 day"));
             }
+        }
+        if let Some(path) = &self.health_path {
+            let printable = path.bytes().all(|b| b.is_ascii_graphic());
+            if !path.starts_with('/') || !printable || path.len() > 1024 || path.contains('?') {
+                return Err(ConfigError::new(
+                    "--health-path",
+                    "must be a path such as /healthz (no query, spaces or control characters)",
+                ));
+            }
+        }
+        if self.drain_delay > MAX_TIMEOUT {
+            return Err(ConfigError::new("--drain-delay", "must be at most 1 day"));
         }
         if self.idle_poll > MAX_IDLE_POLL {
             return Err(ConfigError::new("--idle-poll", "must be at most 10ms"));

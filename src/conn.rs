@@ -154,6 +154,10 @@ pub(crate) struct CoreState<A> {
     draining: Cell<bool>,
     /// Whether requests are timed (for the duration histogram).
     timed: bool,
+    /// The path answered without the application (`--health-path`).
+    health_path: Option<Box<str>>,
+    /// Tells whether a stop was asked for (the health path's answer).
+    shutdown: ShutdownSignal,
     /// Every open connection of the core: for the sweeper, for a drain, and
     /// where an idle connection waits (parked) with no task of its own.
     connections: RefCell<Slab<ConnEntry>>,
@@ -219,6 +223,7 @@ impl<A: App> CoreState<A> {
         config: &Config,
         metrics: Arc<CoreMetrics>,
         ring: Rc<Ring>,
+        shutdown: ShutdownSignal,
     ) -> Self {
         CoreState {
             app,
@@ -241,6 +246,8 @@ impl<A: App> CoreState<A> {
             },
             draining: Cell::new(false),
             timed: config.metrics.is_some(),
+            health_path: config.health_path.as_deref().map(Box::from),
+            shutdown,
             connections: RefCell::new(Slab::new()),
         }
     }
@@ -271,6 +278,22 @@ impl<A> CoreState<A> {
         self.server_headers.borrow().encode_start(response.status(), response.headers(), out);
         cache.keep(response, &out[at..], close);
         close
+    }
+}
+
+impl<A> CoreState<A> {
+    /// The answer on the health path: 200 while serving, 503 from the
+    /// moment a stop was asked for. It is never shed: a busy server is
+    /// still a live one.
+    fn health(&self, method: Method) -> Response {
+        if !matches!(method, Method::Get | Method::Head) {
+            return plain_response(405, "health path: GET or HEAD\n").header("allow", "GET, HEAD");
+        }
+        if self.shutdown.is_asked() || self.draining.get() {
+            plain_response(503, "stopping\n")
+        } else {
+            plain_response(200, "ok\n")
+        }
     }
 }
 
@@ -905,6 +928,10 @@ impl<A: App> Conn<A> {
     async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
         let is_head = head.method() == Method::Head;
         let http10 = head.version() == Version::Http10;
+        if self.core.health_path.as_deref() == Some(head.path()) {
+            let response = self.core.health(head.method());
+            return self.respond(response, is_head, http10, head.keep_alive()).await;
+        }
         let Some(_permit) = self.core.admission.try_admit() else {
             // Over --limit-concurrency: shed before reading the body.
             self.core.metrics.shed_concurrency.inc();

@@ -210,6 +210,20 @@ impl Builder {
         self
     }
 
+    /// A path the server answers itself (200 while serving, 503 once a
+    /// stop was asked for), without calling the application.
+    pub fn health_path(mut self, path: Option<&str>) -> Builder {
+        self.config.health_path = path.map(str::to_string);
+        self
+    }
+
+    /// How long a stopping server keeps serving, its health path already
+    /// answering 503, before it stops accepting and drains.
+    pub fn drain_delay(mut self, delay: Duration) -> Builder {
+        self.config.drain_delay = delay;
+        self
+    }
+
     /// Serves Prometheus metrics at `addr` (`GET /metrics`), on a listener
     /// and thread of their own. Port 0 picks a free port
     /// ([`ServerHandle::metrics_addr`] tells which).
@@ -242,7 +256,7 @@ impl Builder {
                         StartError::Bind { addr: config.addr, source }
                     }
                 })?;
-        let shutdown = ShutdownSignal::new(sockets);
+        let shutdown = ShutdownSignal::new(sockets, config.drain_delay);
         let metrics: Vec<Arc<CoreMetrics>> = chosen.iter().map(|_| Arc::default()).collect();
         let exporter = match config.metrics {
             Some(addr) => {
@@ -474,7 +488,14 @@ where
         let pool = BlockingPool::new(config.blocking_threads, config.blocking_queue);
         let cx = Context::new(core, pool, start.metrics.clone());
         let app = (start.factory)(core);
-        let state = Rc::new(CoreState::new(app, cx, &config, start.metrics.clone(), ring));
+        let state = Rc::new(CoreState::new(
+            app,
+            cx,
+            &config,
+            start.metrics.clone(),
+            ring,
+            start.shutdown.clone(),
+        ));
         if let Err(error) = state.app.on_start(&state.cx).await {
             report(Err(StartError::AppStart { core, error }));
             return CoreExit::NotStarted;
@@ -582,15 +603,25 @@ pub struct ShutdownSignal {
 
 #[derive(Debug)]
 struct ShutdownInner {
+    /// A stop was asked for: the health path answers 503.
+    asked: AtomicBool,
+    /// How long to keep serving after a stop was asked for.
+    drain_delay: Duration,
+    /// The cores were told to stop accepting and drain.
     triggered: AtomicBool,
     /// The cores' listening sockets (each core accepts on a duplicate).
     listeners: Vec<Socket>,
 }
 
 impl ShutdownSignal {
-    fn new(listeners: Vec<Socket>) -> ShutdownSignal {
+    fn new(listeners: Vec<Socket>, drain_delay: Duration) -> ShutdownSignal {
         ShutdownSignal {
-            inner: Arc::new(ShutdownInner { triggered: AtomicBool::new(false), listeners }),
+            inner: Arc::new(ShutdownInner {
+                asked: AtomicBool::new(false),
+                drain_delay,
+                triggered: AtomicBool::new(false),
+                listeners,
+            }),
         }
     }
 
@@ -598,9 +629,37 @@ impl ShutdownSignal {
         &self.inner.listeners[index]
     }
 
-    /// Asks every core to stop: shutting down the reading side of each
-    /// listening socket ends the accept that core is waiting in.
+    /// Asks every core to stop: at once, or after the drain delay
+    /// (`--drain-delay`), during which the cores serve as before but the
+    /// health path answers 503. Returns at once.
     pub fn trigger(&self) {
+        if self.inner.asked.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if self.inner.drain_delay.is_zero() {
+            return self.stop_accepting();
+        }
+        let delayed = self.clone();
+        let spawned =
+            thread::Builder::new().name("uring-serve-drain-delay".into()).spawn(move || {
+                thread::sleep(delayed.inner.drain_delay);
+                delayed.stop_accepting();
+            });
+        if spawned.is_err() {
+            self.stop_accepting();
+        }
+    }
+
+    /// Whether a stop was asked for, the drain delay included: what the
+    /// health path reports.
+    pub(crate) fn is_asked(&self) -> bool {
+        self.inner.asked.load(Ordering::Relaxed)
+    }
+
+    /// Tells every core to stop accepting and drain: shutting down the
+    /// reading side of each listening socket ends the accept that core is
+    /// waiting in.
+    fn stop_accepting(&self) {
         if !self.inner.triggered.swap(true, Ordering::SeqCst) {
             for socket in &self.inner.listeners {
                 let _ = socket.shutdown(Shutdown::Read);
