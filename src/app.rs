@@ -22,6 +22,7 @@ use crate::blocking::{BlockingError, BlockingPool};
 use crate::cores::CoreId;
 use crate::http::{Method, RequestHead, Version};
 use crate::metrics::{CoreMetrics, Metrics};
+use crate::proxy::Origin;
 use crate::recycle;
 
 /// The error type of fallible application hooks.
@@ -157,11 +158,17 @@ pub struct Request {
     head: RequestHead,
     body: Vec<u8>,
     peer_addr: SocketAddr,
+    origin: Origin,
 }
 
 impl Request {
-    pub(crate) fn new(head: RequestHead, body: Vec<u8>, peer_addr: SocketAddr) -> Request {
-        Request { head, body, peer_addr }
+    pub(crate) fn new(
+        head: RequestHead,
+        body: Vec<u8>,
+        peer_addr: SocketAddr,
+        origin: Origin,
+    ) -> Request {
+        Request { head, body, peer_addr, origin }
     }
 
     /// The method.
@@ -229,9 +236,23 @@ impl Request {
         self.body
     }
 
-    /// The client's address.
+    /// The address of the connection's other end: the client, or the proxy
+    /// in front of the server.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer_addr
+    }
+
+    /// The client's address: the peer's, or with `--proxy-headers` and a
+    /// trusted peer, the rightmost untrusted address in `X-Forwarded-For`
+    /// (port 0, a proxy does not say the client's port).
+    pub fn client_addr(&self) -> SocketAddr {
+        self.origin.client
+    }
+
+    /// `"https"` when a trusted proxy said so in `X-Forwarded-Proto`
+    /// (`--proxy-headers`), else `"http"`.
+    pub fn scheme(&self) -> &'static str {
+        self.origin.scheme
     }
 }
 
@@ -241,6 +262,7 @@ impl fmt::Debug for Request {
             .field("head", &self.head)
             .field("body_len", &self.body.len())
             .field("peer_addr", &self.peer_addr)
+            .field("origin", &self.origin)
             .finish()
     }
 }

@@ -126,6 +126,22 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_DRAIN_DELAY", default_value = "0", value_parser = parse_duration, help_heading = "Operations")]
     pub drain_delay: Duration,
 
+    /// Take the client's address from `X-Forwarded-For` and the scheme from
+    /// `X-Forwarded-Proto`, from trusted peers only (--forwarded-allow-ips).
+    #[arg(long, env = "URING_SERVE_PROXY_HEADERS", help_heading = "Operations")]
+    pub proxy_headers: bool,
+
+    /// Peers trusted with forwarding headers: addresses, networks
+    /// (`10.0.0.0/8`) or `*`, comma-separated.
+    #[arg(
+        long,
+        env = "URING_SERVE_FORWARDED_ALLOW_IPS",
+        default_value = "127.0.0.1",
+        value_name = "LIST",
+        help_heading = "Operations"
+    )]
+    pub forwarded_allow_ips: String,
+
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set,
     /// takes precedence with a full filter (e.g. `uring_serve=debug`).
     #[arg(long, env = "URING_SERVE_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"], help_heading = "Logging")]
@@ -170,6 +186,11 @@ impl Cli {
             metrics,
             health_path: self.health_path.clone(),
             drain_delay: self.drain_delay,
+            proxy_headers: self.proxy_headers,
+            forwarded_allow_ips: self
+                .forwarded_allow_ips
+                .parse()
+                .map_err(|e| ConfigError::new("--forwarded-allow-ips", e))?,
             ..Config::default()
         };
         config.validate()?;

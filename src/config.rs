@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::cores::Cores;
 use crate::http::{Limits, MAX_HEADERS_CAP};
+use crate::proxy::TrustedProxies;
 
 /// Default values, with what peers use.
 pub mod defaults {
@@ -130,6 +131,12 @@ pub struct Config {
     /// health path) before it stops accepting and drains, so that a load
     /// balancer stops sending first. Default zero.
     pub drain_delay: Duration,
+    /// Believe `X-Forwarded-For` and `X-Forwarded-Proto` from the peers in
+    /// `forwarded_allow_ips` (see [`crate::Request::client_addr`]). Default
+    /// off.
+    pub proxy_headers: bool,
+    /// The peers trusted with forwarding headers. Default `127.0.0.1`.
+    pub forwarded_allow_ips: TrustedProxies,
 }
 
 impl Default for Config {
@@ -156,6 +163,8 @@ impl Default for Config {
             metrics: None,
             health_path: None,
             drain_delay: Duration::ZERO,
+            proxy_headers: false,
+            forwarded_allow_ips: TrustedProxies::default(),
         }
     }
 }

@@ -111,6 +111,7 @@ use crate::http::{
 };
 use crate::metrics::{CoreMetrics, TimeoutKind};
 use crate::probe::OnRequestPath;
+use crate::proxy::{self, Origin, TrustedProxies};
 use crate::recycle::{self, Recycled};
 use crate::ring::{Detached, OpBuf, Ring};
 use crate::runtime::ShutdownSignal;
@@ -158,6 +159,8 @@ pub(crate) struct CoreState<A> {
     health_path: Option<Box<str>>,
     /// Tells whether a stop was asked for (the health path's answer).
     shutdown: ShutdownSignal,
+    /// Peers whose forwarding headers are believed (`--proxy-headers`).
+    proxies: Option<TrustedProxies>,
     /// Every open connection of the core: for the sweeper, for a drain, and
     /// where an idle connection waits (parked) with no task of its own.
     connections: RefCell<Slab<ConnEntry>>,
@@ -248,6 +251,7 @@ impl<A: App> CoreState<A> {
             timed: config.metrics.is_some(),
             health_path: config.health_path.as_deref().map(Box::from),
             shutdown,
+            proxies: config.proxy_headers.then(|| config.forwarded_allow_ips.clone()),
             connections: RefCell::new(Slab::new()),
         }
     }
@@ -956,7 +960,18 @@ impl<A: App> Conn<A> {
         };
         self.core.metrics.requests.inc();
         let keep_alive = head.keep_alive();
-        let request = Request::new(head, body, self.peer);
+        let origin = match &self.core.proxies {
+            None => Origin { client: self.peer, scheme: "http" },
+            Some(trusted) => proxy::origin(
+                self.peer,
+                trusted,
+                head.headers()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+                    .map(|(_, value)| value),
+                head.header("x-forwarded-proto"),
+            ),
+        };
+        let request = Request::new(head, body, self.peer, origin);
         let (mut response, keep_alive) = match call_app(&self.core, request).await {
             Some(response) => (response, keep_alive),
             None => {

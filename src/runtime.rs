@@ -32,6 +32,7 @@ use crate::conn::{self, CoreState};
 use crate::cores::{self, CoreId, Cores, CoresError};
 use crate::metrics::exporter::Exporter;
 use crate::metrics::{CoreMetrics, Metrics};
+use crate::proxy::TrustedProxies;
 use crate::ring::{self, Ring};
 use crate::{listener, sys};
 
@@ -221,6 +222,17 @@ impl Builder {
     /// answering 503, before it stops accepting and drains.
     pub fn drain_delay(mut self, delay: Duration) -> Builder {
         self.config.drain_delay = delay;
+        self
+    }
+
+    /// Believes `X-Forwarded-For` and `X-Forwarded-Proto` from `trusted`
+    /// peers (`None`: never, the default). See
+    /// [`Request::client_addr`](crate::Request::client_addr).
+    pub fn proxy_headers(mut self, trusted: Option<TrustedProxies>) -> Builder {
+        self.config.proxy_headers = trusted.is_some();
+        if let Some(trusted) = trusted {
+            self.config.forwarded_allow_ips = trusted;
+        }
         self
     }
 

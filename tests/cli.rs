@@ -211,6 +211,14 @@ fn a_bad_metrics_address_is_one_line_and_exit_code_2() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+#[test]
+fn a_bad_trust_list_is_one_line_and_exit_code_2() {
+    let (code, stderr) = run_to_exit(&["--proxy-headers", "--forwarded-allow-ips", "10.0.0.0/40"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("error: --forwarded-allow-ips"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
 /// SIGTERM during a mixed load: every request sent before the signal gets a
 /// complete response, and the process exits 0 within the timeout.
 #[test]
