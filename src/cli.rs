@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::access_log::{AccessLogTarget, LogFormat};
 use crate::config::{defaults, Config, ConfigError};
 use crate::cores::Cores;
 use crate::StartError;
@@ -146,6 +147,16 @@ pub struct Cli {
     /// takes precedence with a full filter (e.g. `uring_serve=debug`).
     #[arg(long, env = "URING_SERVE_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"], help_heading = "Logging")]
     pub log_level: String,
+
+    /// Write one line per response to PATH, or to standard output without
+    /// a value (`--access-log`). Off by default: see README.
+    #[arg(long, env = "URING_SERVE_ACCESS_LOG", value_name = "PATH", num_args = 0..=1, default_missing_value = "-", help_heading = "Logging")]
+    pub access_log: Option<String>,
+
+    /// Log lines as `text`, or `json` (one object per line, for log
+    /// shippers); the access log follows.
+    #[arg(long, env = "URING_SERVE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], help_heading = "Logging")]
+    pub log_format: String,
 }
 
 impl Cli {
@@ -187,6 +198,11 @@ impl Cli {
             health_path: self.health_path.clone(),
             drain_delay: self.drain_delay,
             proxy_headers: self.proxy_headers,
+            access_log: self.access_log.as_deref().map(|path| match path {
+                "-" => AccessLogTarget::Stdout,
+                path => AccessLogTarget::File(path.into()),
+            }),
+            log_format: if self.log_format == "json" { LogFormat::Json } else { LogFormat::Text },
             forwarded_allow_ips: self
                 .forwarded_allow_ips
                 .parse()

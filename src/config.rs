@@ -10,6 +10,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::access_log::{AccessLogTarget, LogFormat};
 use crate::cores::Cores;
 use crate::http::{Limits, MAX_HEADERS_CAP};
 use crate::proxy::TrustedProxies;
@@ -137,6 +138,11 @@ pub struct Config {
     pub proxy_headers: bool,
     /// The peers trusted with forwarding headers. Default `127.0.0.1`.
     pub forwarded_allow_ips: TrustedProxies,
+    /// Where to write one line per response; `None` (the default) writes
+    /// none.
+    pub access_log: Option<AccessLogTarget>,
+    /// The access log's line format. Default text.
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
@@ -165,6 +171,8 @@ impl Default for Config {
             drain_delay: Duration::ZERO,
             proxy_headers: false,
             forwarded_allow_ips: TrustedProxies::default(),
+            access_log: None,
+            log_format: LogFormat::Text,
         }
     }
 }

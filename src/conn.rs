@@ -101,6 +101,7 @@ use futures_lite::{FutureExt, StreamExt};
 use slab::Slab;
 use tracing::{debug, error, warn};
 
+use crate::access_log::{CoreLog, LogLine};
 use crate::admission::Admission;
 use crate::app::{App, Body, BodyStream, Context, Request, Response};
 use crate::config::Config;
@@ -161,6 +162,8 @@ pub(crate) struct CoreState<A> {
     shutdown: ShutdownSignal,
     /// Peers whose forwarding headers are believed (`--proxy-headers`).
     proxies: Option<TrustedProxies>,
+    /// The core's access log (`--access-log`).
+    access_log: Option<Rc<CoreLog>>,
     /// Every open connection of the core: for the sweeper, for a drain, and
     /// where an idle connection waits (parked) with no task of its own.
     connections: RefCell<Slab<ConnEntry>>,
@@ -227,6 +230,7 @@ impl<A: App> CoreState<A> {
         metrics: Arc<CoreMetrics>,
         ring: Rc<Ring>,
         shutdown: ShutdownSignal,
+        access_log: Option<Rc<CoreLog>>,
     ) -> Self {
         CoreState {
             app,
@@ -248,10 +252,11 @@ impl<A: App> CoreState<A> {
                 write: config.timeout_write,
             },
             draining: Cell::new(false),
-            timed: config.metrics.is_some(),
+            timed: config.metrics.is_some() || access_log.is_some(),
             health_path: config.health_path.as_deref().map(Box::from),
             shutdown,
             proxies: config.proxy_headers.then(|| config.forwarded_allow_ips.clone()),
+            access_log,
             connections: RefCell::new(Slab::new()),
         }
     }
@@ -305,7 +310,11 @@ impl<A> CoreState<A> {
 pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
     loop {
         let now = SystemTime::now();
-        core.server_headers.borrow_mut().set_date(HttpDate::from_system_time(now));
+        let date = HttpDate::from_system_time(now);
+        core.server_headers.borrow_mut().set_date(date);
+        if let Some(log) = &core.access_log {
+            log.set_date(&date);
+        }
         core.head_cache.borrow_mut().clear();
         let into_second = now.duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         let to_next = Duration::from_nanos(u64::from(1_000_000_000 - into_second));
@@ -691,6 +700,12 @@ struct Conn<A> {
     served_any: bool,
     /// Shared with the core's registry and its deadline sweeper.
     watch: Rc<Watch>,
+    /// The access-log line of the request being handled.
+    log_line: LogLine,
+    /// The status of the last response encoded (0: none yet).
+    status: u16,
+    /// The body bytes of the last response encoded.
+    body_bytes: u64,
 }
 
 /// How long a read may wait.
@@ -727,6 +742,9 @@ impl<A: App> Conn<A> {
             head_started: None,
             served_any,
             watch: entry.watch.clone(),
+            log_line: LogLine::default(),
+            status: 0,
+            body_bytes: 0,
         };
         Some((conn, read))
     }
@@ -807,7 +825,7 @@ impl<A: App> Conn<A> {
                     let started = self.core.timed.then(Instant::now);
                     let next = self.handle(head).await?;
                     if let Some(started) = started {
-                        self.core.metrics.duration.observe(started.elapsed());
+                        self.record(started.elapsed());
                     }
                     if next == Next::Close {
                         self.flush().await?;
@@ -849,6 +867,7 @@ impl<A: App> Conn<A> {
                         }
                         Fill::TimedOut => {
                             self.time_out(TimeoutKind::RequestHeader).await?;
+                            self.log_unparsed();
                             return Ok(Busy::Ended(Next::Close));
                         }
                     }
@@ -856,6 +875,7 @@ impl<A: App> Conn<A> {
                 Err(e) => {
                     let is_head = is_head_request(self.rbuf.filled());
                     self.refuse(e, is_head).await?;
+                    self.log_unparsed();
                     return Ok(Busy::Ended(Next::Close));
                 }
             }
@@ -929,9 +949,50 @@ impl<A: App> Conn<A> {
         self.flush().await
     }
 
+    /// Records a request that was handled (from its parsed head) in the
+    /// duration histogram and the access log.
+    fn record(&self, elapsed: Duration) {
+        self.core.metrics.duration.observe(elapsed);
+        if let Some(log) = &self.core.access_log {
+            // A request whose body never came was not answered.
+            if self.status != 0 {
+                log.finish(&self.log_line, self.status, self.body_bytes, elapsed);
+            }
+        }
+    }
+
+    /// Logs the answer to a request that has no parsed head (refused, or
+    /// its head never arrived).
+    fn log_unparsed(&mut self) {
+        if let Some(log) = &self.core.access_log {
+            log.start_unparsed(&mut self.log_line, self.peer);
+            log.finish(&self.log_line, self.status, self.body_bytes, Duration::ZERO);
+        }
+    }
+
+    /// Who sent the request, as far as the server believes proxies.
+    fn origin(&self, head: &RequestHead) -> Origin {
+        match &self.core.proxies {
+            None => Origin { client: self.peer, scheme: "http" },
+            Some(trusted) => proxy::origin(
+                self.peer,
+                trusted,
+                head.headers()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+                    .map(|(_, value)| value),
+                head.header("x-forwarded-proto"),
+            ),
+        }
+    }
+
     async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
         let is_head = head.method() == Method::Head;
         let http10 = head.version() == Version::Http10;
+        let origin = self.origin(&head);
+        self.status = 0;
+        if let Some(log) = &self.core.access_log {
+            log.start(&mut self.log_line, origin.client, &head);
+        }
         if self.core.health_path.as_deref() == Some(head.path()) {
             let response = self.core.health(head.method());
             return self.respond(response, is_head, http10, head.keep_alive()).await;
@@ -960,17 +1021,6 @@ impl<A: App> Conn<A> {
         };
         self.core.metrics.requests.inc();
         let keep_alive = head.keep_alive();
-        let origin = match &self.core.proxies {
-            None => Origin { client: self.peer, scheme: "http" },
-            Some(trusted) => proxy::origin(
-                self.peer,
-                trusted,
-                head.headers()
-                    .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
-                    .map(|(_, value)| value),
-                head.header("x-forwarded-proto"),
-            ),
-        };
         let request = Request::new(head, body, self.peer, origin);
         let (mut response, keep_alive) = match call_app(&self.core, request).await {
             Some(response) => (response, keep_alive),
@@ -1077,6 +1127,8 @@ impl<A: App> Conn<A> {
         let keep_alive = keep_alive && !close;
         let status = response.status();
         self.core.metrics.count_response(status);
+        self.status = status;
+        self.body_bytes = 0;
         // RFC 9110 §15.3.5, §15.4.5: 204 and 304 have neither content nor
         // length; §15.3.6: 205 has no content.
         let no_body = matches!(status, 204 | 205 | 304);
@@ -1098,8 +1150,12 @@ impl<A: App> Conn<A> {
         }
         match response.take_body() {
             Body::Empty => Unsent::Nothing(next),
-            Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => Unsent::Bytes(bytes, next),
+            Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
+                self.body_bytes = bytes.len() as u64;
+                Unsent::Bytes(bytes, next)
+            }
             Body::Full(bytes) => {
+                self.body_bytes = bytes.len() as u64;
                 self.wbuf.extend_from_slice(&bytes);
                 Unsent::Nothing(next)
             }
@@ -1135,6 +1191,7 @@ impl<A: App> Conn<A> {
             match item {
                 Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
                 Ok(Some(Ok(chunk))) => {
+                    self.body_bytes += chunk.len() as u64;
                     if chunked {
                         // Writing into a Vec cannot fail.
                         let _ = write!(self.wbuf, "{:x}\r\n", chunk.len());

@@ -38,6 +38,7 @@
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(unreachable_pub, missing_debug_implementations)]
 
+mod access_log;
 mod admission;
 pub mod app;
 pub mod apps;
@@ -58,6 +59,7 @@ mod runtime;
 mod sys;
 mod transport;
 
+pub use access_log::{AccessLogTarget, LogFormat};
 pub use app::{sleep, App, Body, BodyStream, BoxError, Context, Request, Response};
 pub use blocking::BlockingError;
 pub use config::{Config, ConfigError};

@@ -32,6 +32,8 @@ thread_local! {
     pub(crate) static READ_BUFS: Shelf<u8> = const { RefCell::new(Vec::new()) };
     /// A connection's write buffer, while the connection is idle.
     pub(crate) static WRITE_BUFS: Shelf<u8> = const { RefCell::new(Vec::new()) };
+    /// The request's part of an access-log line.
+    pub(crate) static LOG_LINES: Shelf<u8> = const { RefCell::new(Vec::new()) };
     /// A response's headers.
     pub(crate) static RESPONSE_HEADERS: Shelf<(Cow<'static, str>, Cow<'static, str>)> =
         const { RefCell::new(Vec::new()) };

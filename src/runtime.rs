@@ -17,19 +17,22 @@ use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use glommio::{LocalExecutorBuilder, Placement, PoolPlacement};
 use socket2::Socket;
 use tracing::{error, info, info_span};
 
+use crate::access_log::{self, AccessLogTarget, AccessLogWriter, Batch, CoreLog, LogFormat};
 use crate::app::{App, BoxError, Context};
 use crate::blocking::BlockingPool;
 use crate::config::{Config, ConfigError};
 use crate::conn::{self, CoreState};
 use crate::cores::{self, CoreId, Cores, CoresError};
+use crate::http::HttpDate;
 use crate::metrics::exporter::Exporter;
 use crate::metrics::{CoreMetrics, Metrics};
 use crate::proxy::TrustedProxies;
@@ -236,6 +239,14 @@ impl Builder {
         self
     }
 
+    /// Writes one line per response to `target` (`None`, the default:
+    /// none), in `format`.
+    pub fn access_log(mut self, target: Option<AccessLogTarget>, format: LogFormat) -> Builder {
+        self.config.access_log = target;
+        self.config.log_format = format;
+        self
+    }
+
     /// Serves Prometheus metrics at `addr` (`GET /metrics`), on a listener
     /// and thread of their own. Port 0 picks a free port
     /// ([`ServerHandle::metrics_addr`] tells which).
@@ -283,6 +294,13 @@ impl Builder {
             }
             None => None,
         };
+        let access_log = match &config.access_log {
+            Some(target) => Some(
+                AccessLogWriter::start(target)
+                    .map_err(|source| StartError::AccessLog { target: target.clone(), source })?,
+            ),
+            None => None,
+        };
         let mut handle = ServerHandle {
             local_addr,
             cores: chosen.clone(),
@@ -290,6 +308,7 @@ impl Builder {
             shutdown,
             metrics: metrics.clone(),
             exporter,
+            access_log,
         };
 
         let factory = Arc::new(factory);
@@ -303,6 +322,7 @@ impl Builder {
                 config: config.clone(),
                 shutdown: handle.shutdown.clone(),
                 metrics: metrics[index].clone(),
+                access_log: handle.access_log.as_ref().and_then(AccessLogWriter::queue),
             };
             let ready = ready_tx.clone();
             let spawned = thread::Builder::new()
@@ -340,12 +360,40 @@ impl Builder {
         }
         listener::note_migrate_req();
         let ids: Vec<usize> = chosen.iter().map(|c| c.get()).collect();
+        log_configuration(&config, &cores::format_list(&ids));
         if let Some(exporter) = &handle.exporter {
             info!("metrics on http://{}/metrics", exporter.local_addr());
         }
         info!("listening on http://{local_addr} (cores {})", cores::format_list(&ids));
         Ok(handle)
     }
+}
+
+/// Logs every limit and timeout the server runs with, at info.
+fn log_configuration(config: &Config, cores: &str) {
+    info!(
+        cores,
+        backlog = config.backlog,
+        max_body_bytes = config.max_body_bytes,
+        max_header_bytes = config.max_header_bytes,
+        max_headers = config.max_headers,
+        limit_concurrency = ?config.limit_concurrency,
+        max_connections = config.max_connections,
+        blocking_threads = config.blocking_threads,
+        blocking_queue = config.blocking_queue,
+        timeout_request_header = ?config.timeout_request_header,
+        timeout_keep_alive = ?config.timeout_keep_alive,
+        timeout_body = ?config.timeout_body,
+        timeout_write = ?config.timeout_write,
+        timeout_graceful_shutdown = ?config.timeout_graceful_shutdown,
+        drain_delay = ?config.drain_delay,
+        idle_poll = ?config.idle_poll,
+        health_path = ?config.health_path,
+        metrics = ?config.metrics,
+        proxy_headers = config.proxy_headers,
+        forwarded_allow_ips = %config.forwarded_allow_ips,
+        "configuration (every limit is per core)"
+    );
 }
 
 /// What a core needs to start, and to start again after a crash.
@@ -356,6 +404,8 @@ struct CoreStart<F> {
     config: Arc<Config>,
     shutdown: ShutdownSignal,
     metrics: Arc<CoreMetrics>,
+    /// The access log's writer, when there is one.
+    access_log: Option<SyncSender<Batch>>,
 }
 
 /// Where a core's first start reports to `serve`.
@@ -500,6 +550,10 @@ where
         let pool = BlockingPool::new(config.blocking_threads, config.blocking_queue);
         let cx = Context::new(core, pool, start.metrics.clone());
         let app = (start.factory)(core);
+        let access_log = start.access_log.clone().map(|queue| {
+            let date = HttpDate::from_system_time(SystemTime::now());
+            Rc::new(CoreLog::new(config.log_format, core, queue, start.metrics.clone(), &date))
+        });
         let state = Rc::new(CoreState::new(
             app,
             cx,
@@ -507,6 +561,7 @@ where
             start.metrics.clone(),
             ring,
             start.shutdown.clone(),
+            access_log.clone(),
         ));
         if let Err(error) = state.app.on_start(&state.cx).await {
             report(Err(StartError::AppStart { core, error }));
@@ -515,12 +570,18 @@ where
         glommio::spawn_local(conn::tick_date(state.clone())).detach();
         glommio::spawn_local(conn::sweep_deadlines(state.clone())).detach();
         glommio::spawn_local(conn::start_workers(state.clone())).detach();
+        if let Some(log) = &access_log {
+            glommio::spawn_local(access_log::flush_every_tick(log.clone())).detach();
+        }
         serving.store(true, Ordering::SeqCst);
         report(Ok(core));
         drop(report);
         conn::accept_loop(listener, state.clone(), start.shutdown.clone()).await;
         conn::drain(&state, config.timeout_graceful_shutdown).await;
         state.app.on_stop(&state.cx).await;
+        if let Some(log) = &access_log {
+            log.flush();
+        }
         CoreExit::Stopped
     })
 }
@@ -537,6 +598,7 @@ pub struct ServerHandle {
     shutdown: ShutdownSignal,
     metrics: Vec<Arc<CoreMetrics>>,
     exporter: Option<Exporter>,
+    access_log: Option<AccessLogWriter>,
 }
 
 impl ServerHandle {
@@ -590,6 +652,9 @@ impl ServerHandle {
         if let Some(exporter) = &mut self.exporter {
             exporter.stop();
         }
+        if let Some(access_log) = &mut self.access_log {
+            access_log.finish();
+        }
         if panicked.is_empty() {
             Ok(())
         } else {
@@ -600,7 +665,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if !self.threads.is_empty() || self.exporter.is_some() {
+        if !self.threads.is_empty() || self.exporter.is_some() || self.access_log.is_some() {
             self.shutdown.trigger();
             let _ = self.join_threads();
         }
@@ -721,6 +786,13 @@ pub enum StartError {
         /// The application's error.
         error: BoxError,
     },
+    /// The access log cannot be opened.
+    AccessLog {
+        /// Where it was to be written.
+        target: AccessLogTarget,
+        /// What the system said.
+        source: io::Error,
+    },
     /// A core panicked while starting (in the application factory, say).
     CorePanicked {
         /// The core.
@@ -740,6 +812,12 @@ impl fmt::Display for StartError {
             ),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             StartError::IoUring(why) | StartError::Memlock(why) => f.write_str(why),
+            StartError::AccessLog { target: AccessLogTarget::File(path), source } => {
+                write!(f, "--access-log: cannot open {}: {source}", path.display())
+            }
+            StartError::AccessLog { target: AccessLogTarget::Stdout, source } => {
+                write!(f, "--access-log: cannot write to standard output: {source}")
+            }
             StartError::Executor { core, reason } => {
                 write!(f, "core {core}: the executor could not start: {reason}")
             }
@@ -756,7 +834,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Config(e) => Some(e),
             StartError::Cores(e) => Some(e),
-            StartError::Bind { source, .. } => Some(source),
+            StartError::Bind { source, .. } | StartError::AccessLog { source, .. } => Some(source),
             StartError::AppStart { error, .. } => Some(error.as_ref()),
             _ => None,
         }

@@ -219,6 +219,30 @@ fn a_bad_trust_list_is_one_line_and_exit_code_2() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
 
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let (child, addr, line) =
+        start(binary().args(["--cores", "1", "--port", "0", "--log-format", "json"]));
+    assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+    assert!(line.contains("\"level\":\"INFO\""), "{line}");
+    assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+    stop(child);
+}
+
+#[test]
+fn access_log_without_a_path_goes_to_standard_output() {
+    let mut cmd = binary();
+    cmd.args(["--cores", "1", "--port", "0", "--access-log"]).stdout(Stdio::piped());
+    let (mut child, addr, _) = start(&mut cmd);
+    assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+    let mut stdout = child.0.stdout.take().expect("piped stdout");
+    stop(child);
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("\"GET /plaintext HTTP/1.1\" 200 13 "), "{out}");
+}
+
 /// SIGTERM during a mixed load: every request sent before the signal gets a
 /// complete response, and the process exits 0 within the timeout.
 #[test]

@@ -1,0 +1,485 @@
+//! The access log (`--access-log`): one line per response, written without
+//! ever blocking a core.
+//!
+//! Each core formats its lines into a buffer of its own (no lock, nothing
+//! shared with other cores) and hands the buffer to one writer thread when
+//! it holds [`FLUSH_BYTES`] or every [`FLUSH_EVERY`], whichever comes first;
+//! the writer thread does the blocking writes and hands the buffer back for
+//! reuse. When the writer falls behind (a slow disk, a full pipe) and
+//! [`QUEUED_BATCHES`] buffers wait, a core drops its buffer rather than
+//! wait, and counts the lines it dropped
+//! (`uring_serve_access_log_dropped_lines_total`). One writer serialises
+//! every core's batches, so lines from different cores never interleave.
+//!
+//! Formats: `text` is Apache's combined format followed by the duration in
+//! microseconds and the core; `json` is one object per line. The request
+//! part of a line is captured when the request head is parsed (the
+//! application takes the request), the rest when its response is ready.
+//!
+//! What this module does not do: decide which responses are logged (the
+//! connection code does) or rotate files (reopen on rotation is left to the
+//! operator's tooling: write to stdout and let the service manager keep
+//! the log, or use `copytruncate`).
+
+use std::cell::{Cell, RefCell};
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use tracing::warn;
+
+use crate::cores::CoreId;
+use crate::http::{HttpDate, RequestHead, Version};
+use crate::metrics::CoreMetrics;
+use crate::recycle;
+
+/// A core hands its lines to the writer once it holds this many bytes.
+const FLUSH_BYTES: usize = 32 << 10;
+/// ... or this long after its last hand-over, whichever comes first.
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Buffers waiting for the writer, from all cores, before cores drop lines.
+const QUEUED_BATCHES: usize = 64;
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// The process's standard output.
+    Stdout,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Readable text; for the access log, Apache's combined format plus the
+    /// duration in microseconds and the core.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What goes to the writer thread.
+pub(crate) enum Batch {
+    /// A core's buffer of lines, and where the emptied buffer goes back.
+    Lines(Vec<u8>, Sender<Vec<u8>>),
+    /// Every core has stopped: write what came before, then end.
+    End,
+}
+
+/// The writer thread every core hands its lines to.
+#[derive(Debug)]
+pub(crate) struct AccessLogWriter {
+    queue: Option<SyncSender<Batch>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AccessLogWriter {
+    /// Opens `target` and starts the writer thread.
+    pub(crate) fn start(target: &AccessLogTarget) -> io::Result<AccessLogWriter> {
+        let mut sink: Box<dyn Write + Send> = match target {
+            AccessLogTarget::Stdout => Box::new(io::stdout()),
+            AccessLogTarget::File(path) => {
+                Box::new(OpenOptions::new().create(true).append(true).open(path)?)
+            }
+        };
+        let (queue, batches) = mpsc::sync_channel::<Batch>(QUEUED_BATCHES);
+        let thread =
+            thread::Builder::new().name("uring-serve-access-log".into()).spawn(move || {
+                let mut failed = false;
+                for batch in batches {
+                    let Batch::Lines(mut bytes, back) = batch else { break };
+                    if let Err(e) = sink.write_all(&bytes).and_then(|()| sink.flush()) {
+                        if !std::mem::replace(&mut failed, true) {
+                            warn!("access log: write failed ({e}); lines are lost until it works");
+                        }
+                    } else {
+                        failed = false;
+                    }
+                    bytes.clear();
+                    let _ = back.send(bytes);
+                }
+            })?;
+        Ok(AccessLogWriter { queue: Some(queue), thread: Some(thread) })
+    }
+
+    /// A core's way to the writer.
+    pub(crate) fn queue(&self) -> Option<SyncSender<Batch>> {
+        self.queue.clone()
+    }
+
+    /// Waits until every batch handed over is written; call once every
+    /// core has stopped (each hands over its last lines as it ends).
+    pub(crate) fn finish(&mut self) {
+        if let Some(queue) = self.queue.take() {
+            let _ = queue.send(Batch::End);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The request's part of an access-log line, captured before the
+/// application takes the request.
+#[derive(Debug, Default)]
+pub(crate) struct LogLine {
+    bytes: Vec<u8>,
+    /// Text format: where the status goes (the referer and user agent
+    /// follow it).
+    split: usize,
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        recycle::give(&recycle::LOG_LINES, std::mem::take(&mut self.bytes));
+    }
+}
+
+/// One core's access log: its lines, its clock, its way to the writer.
+pub(crate) struct CoreLog {
+    format: LogFormat,
+    core: CoreId,
+    lines: RefCell<Vec<u8>>,
+    count: Cell<u64>,
+    queue: SyncSender<Batch>,
+    back: Sender<Vec<u8>>,
+    spares: Receiver<Vec<u8>>,
+    metrics: Arc<CoreMetrics>,
+    /// The current second, as each format writes it.
+    clock: RefCell<Clock>,
+}
+
+#[derive(Debug, Default)]
+struct Clock {
+    /// `06/Nov/1994:08:49:37 +0000`
+    text: Vec<u8>,
+    /// `1994-11-06T08:49:37Z`
+    json: Vec<u8>,
+}
+
+impl CoreLog {
+    pub(crate) fn new(
+        format: LogFormat,
+        core: CoreId,
+        queue: SyncSender<Batch>,
+        metrics: Arc<CoreMetrics>,
+        date: &HttpDate,
+    ) -> CoreLog {
+        let (back, spares) = mpsc::channel();
+        let log = CoreLog {
+            format,
+            core,
+            lines: RefCell::new(Vec::with_capacity(FLUSH_BYTES * 2)),
+            count: Cell::new(0),
+            queue,
+            back,
+            spares,
+            metrics,
+            clock: RefCell::default(),
+        };
+        log.set_date(date);
+        log
+    }
+
+    /// Follows the core's clock (called when `Date` changes).
+    pub(crate) fn set_date(&self, date: &HttpDate) {
+        let mut clock = self.clock.borrow_mut();
+        let Clock { text, json } = &mut *clock;
+        text.clear();
+        json.clear();
+        write_clock(date.as_bytes(), text, json);
+    }
+
+    /// Captures the request's part of its line into `line`.
+    pub(crate) fn start(&self, line: &mut LogLine, client: SocketAddr, head: &RequestHead) {
+        let request = Some((head.method_str(), head.target(), head.version()));
+        let referer = head.header("referer");
+        let user_agent = head.header("user-agent");
+        self.start_with(line, client, request, referer, user_agent);
+    }
+
+    /// Captures a line for a request that was refused unparsed (or whose
+    /// head never arrived): no request line, no headers.
+    pub(crate) fn start_unparsed(&self, line: &mut LogLine, client: SocketAddr) {
+        self.start_with(line, client, None, None, None);
+    }
+
+    fn start_with(
+        &self,
+        line: &mut LogLine,
+        client: SocketAddr,
+        request: Option<(&str, &str, Version)>,
+        referer: Option<&[u8]>,
+        user_agent: Option<&[u8]>,
+    ) {
+        if line.bytes.capacity() == 0 {
+            line.bytes = recycle::take(&recycle::LOG_LINES);
+        }
+        let out = &mut line.bytes;
+        out.clear();
+        let clock = self.clock.borrow();
+        match self.format {
+            LogFormat::Text => {
+                let _ = write!(out, "{} - - [", client.ip());
+                out.extend_from_slice(&clock.text);
+                out.extend_from_slice(b"] \"");
+                match request {
+                    Some((method, target, version)) => {
+                        escape_text(method.as_bytes(), out);
+                        out.push(b' ');
+                        escape_text(target.as_bytes(), out);
+                        out.push(b' ');
+                        out.extend_from_slice(version_str(version).as_bytes());
+                    }
+                    None => out.push(b'-'),
+                }
+                out.extend_from_slice(b"\" ");
+                line.split = out.len();
+                for value in [referer, user_agent] {
+                    out.extend_from_slice(b" \"");
+                    match value {
+                        Some(value) => escape_text(value, out),
+                        None => out.push(b'-'),
+                    }
+                    out.push(b'"');
+                }
+            }
+            LogFormat::Json => {
+                out.extend_from_slice(b"{\"time\":\"");
+                out.extend_from_slice(&clock.json);
+                let _ = write!(out, "\",\"client\":\"{}\"", client.ip());
+                let (method, target, version) = match request {
+                    Some((method, target, version)) => (
+                        Some(method.as_bytes()),
+                        Some(target.as_bytes()),
+                        Some(version_str(version).as_bytes()),
+                    ),
+                    None => (None, None, None),
+                };
+                json_field(out, "method", method);
+                json_field(out, "target", target);
+                json_field(out, "version", version);
+                json_field(out, "referer", referer);
+                json_field(out, "user_agent", user_agent);
+                line.split = out.len();
+            }
+        }
+    }
+
+    /// Completes `line` with the response and queues it.
+    pub(crate) fn finish(&self, line: &LogLine, status: u16, bytes: u64, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let mut lines = self.lines.borrow_mut();
+        let out = &mut *lines;
+        let (head, tail) = line.bytes.split_at(line.split.min(line.bytes.len()));
+        out.extend_from_slice(head);
+        match self.format {
+            LogFormat::Text => {
+                let _ = write!(out, "{status} ");
+                if bytes == 0 {
+                    out.push(b'-');
+                } else {
+                    let _ = write!(out, "{bytes}");
+                }
+                out.extend_from_slice(tail);
+                let _ = writeln!(out, " {micros} {}", self.core);
+            }
+            LogFormat::Json => {
+                let _ = writeln!(
+                    out,
+                    ",\"status\":{status},\"bytes\":{bytes},\"duration_us\":{micros},\"core\":{}}}",
+                    self.core
+                );
+            }
+        }
+        self.count.set(self.count.get() + 1);
+        let full = out.len() >= FLUSH_BYTES;
+        drop(lines);
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Hands the lines written so far to the writer; drops and counts them
+    /// if the writer is too far behind.
+    pub(crate) fn flush(&self) {
+        let count = self.count.replace(0);
+        if count == 0 {
+            return;
+        }
+        let spare = self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(FLUSH_BYTES * 2));
+        let bytes = std::mem::replace(&mut *self.lines.borrow_mut(), spare);
+        match self.queue.try_send(Batch::Lines(bytes, self.back.clone())) {
+            Ok(()) => {}
+            Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
+                self.metrics.access_log_dropped.add(count);
+                if let Batch::Lines(mut bytes, _) = batch {
+                    bytes.clear();
+                    let _ = self.back.send(bytes);
+                }
+            }
+        }
+    }
+}
+
+/// Hands a core's lines to the writer every [`FLUSH_EVERY`].
+pub(crate) async fn flush_every_tick(log: std::rc::Rc<CoreLog>) {
+    loop {
+        glommio::timer::sleep(FLUSH_EVERY).await;
+        log.flush();
+    }
+}
+
+fn version_str(version: Version) -> &'static str {
+    match version {
+        Version::Http10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// Both clock forms from an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn write_clock(date: &[u8], text: &mut Vec<u8>, json: &mut Vec<u8>) {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let (day, month, year, time) = (&date[5..7], &date[8..11], &date[12..16], &date[17..25]);
+    text.extend_from_slice(day);
+    text.push(b'/');
+    text.extend_from_slice(month);
+    text.push(b'/');
+    text.extend_from_slice(year);
+    text.push(b':');
+    text.extend_from_slice(time);
+    text.extend_from_slice(b" +0000");
+    let number = MONTHS.iter().position(|m| &m[..] == month).map_or(0, |i| i + 1);
+    json.extend_from_slice(year);
+    let _ = write!(json, "-{number:02}-");
+    json.extend_from_slice(day);
+    json.push(b'T');
+    json.extend_from_slice(time);
+    json.push(b'Z');
+}
+
+/// Writes `value` for a quoted text field: printable ASCII as is, `"`, `\`
+/// and every other byte as `\xHH` (as nginx does).
+fn escape_text(value: &[u8], out: &mut Vec<u8>) {
+    for &b in value {
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            out.push(b);
+        } else {
+            let _ = write!(out, "\\x{b:02X}");
+        }
+    }
+}
+
+/// Writes `,"name":"value"` (a JSON string) or `,"name":null`.
+fn json_field(out: &mut Vec<u8>, name: &str, value: Option<&[u8]>) {
+    let _ = write!(out, ",\"{name}\":");
+    let Some(value) = value else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    out.push(b'"');
+    for &b in value {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x20..0x7f => out.push(b),
+            // Control bytes and bytes past ASCII (header values are bytes,
+            // not UTF-8): each as the code point of the same number.
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::{parse_head, Limits};
+    use std::time::UNIX_EPOCH;
+
+    fn log(format: LogFormat) -> (CoreLog, mpsc::Receiver<Batch>) {
+        let (queue, batches) = mpsc::sync_channel(4);
+        let date = HttpDate::from_system_time(UNIX_EPOCH + Duration::from_secs(784_111_777));
+        let log = CoreLog::new(format, CoreId(2), queue, Arc::default(), &date);
+        (log, batches)
+    }
+
+    fn head(raw: &[u8]) -> RequestHead {
+        let limits = Limits { max_header_bytes: 4096, max_headers: 32, max_body_bytes: 0 };
+        parse_head(raw, &limits).unwrap().unwrap().0
+    }
+
+    fn one_line(format: LogFormat, raw: &[u8], status: u16, bytes: u64) -> String {
+        let (log, batches) = log(format);
+        let mut line = LogLine::default();
+        log.start(&mut line, "198.51.100.7:4242".parse().unwrap(), &head(raw));
+        log.finish(&line, status, bytes, Duration::from_micros(1234));
+        log.flush();
+        match batches.try_recv() {
+            Ok(Batch::Lines(bytes, _)) => String::from_utf8(bytes).unwrap(),
+            _ => panic!("no lines"),
+        }
+    }
+
+    #[test]
+    fn text_lines_are_combined_format_with_duration_and_core() {
+        let raw =
+            b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\nReferer: http://r/\r\nUser-Agent: curl/8\r\n\r\n";
+        assert_eq!(
+            one_line(LogFormat::Text, raw, 200, 13),
+            "198.51.100.7 - - [06/Nov/1994:08:49:37 +0000] \"GET /a?b=1 HTTP/1.1\" 200 13 \
+             \"http://r/\" \"curl/8\" 1234 2\n"
+        );
+        let bare = b"HEAD / HTTP/1.0\r\n\r\n";
+        assert_eq!(
+            one_line(LogFormat::Text, bare, 304, 0),
+            "198.51.100.7 - - [06/Nov/1994:08:49:37 +0000] \"HEAD / HTTP/1.0\" 304 - \"-\" \"-\" 1234 2\n"
+        );
+    }
+
+    #[test]
+    fn json_lines_are_one_object_each() {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: a \"quoted\" \\ \xe9\r\n\r\n";
+        assert_eq!(
+            one_line(LogFormat::Json, raw, 404, 9),
+            "{\"time\":\"1994-11-06T08:49:37Z\",\"client\":\"198.51.100.7\",\"method\":\"GET\",\
+             \"target\":\"/\",\"version\":\"HTTP/1.1\",\"referer\":null,\
+             \"user_agent\":\"a \\\"quoted\\\" \\\\ \\u00e9\",\"status\":404,\"bytes\":9,\
+             \"duration_us\":1234,\"core\":2}\n"
+        );
+    }
+
+    #[test]
+    fn quotes_and_control_bytes_cannot_break_a_text_line() {
+        let mut out = Vec::new();
+        escape_text(b"a\"b\\c\x1b[31m\n\xff", &mut out);
+        assert_eq!(out, b"a\\x22b\\x5Cc\\x1B[31m\\x0A\\xFF");
+    }
+
+    #[test]
+    fn a_writer_that_falls_behind_costs_lines_not_waiting() {
+        let (log, batches) = log(LogFormat::Text);
+        let mut line = LogLine::default();
+        log.start_unparsed(&mut line, "127.0.0.1:1".parse().unwrap());
+        // The queue holds 4 batches; nobody reads it.
+        for _ in 0..6 {
+            log.finish(&line, 400, 0, Duration::ZERO);
+            log.finish(&line, 400, 0, Duration::ZERO);
+            log.flush();
+        }
+        assert_eq!(log.metrics.access_log_dropped.get(), 4, "two batches of two lines");
+        assert_eq!(batches.try_iter().count(), 4);
+    }
+}
