@@ -198,7 +198,7 @@ impl CoreLog {
     }
 
     /// Captures the request's part of its line into `line`.
-    pub(crate) fn start(&self, line: &mut LogLine, client: SocketAddr, head: &RequestHead) {
+    pub(crate) fn start(&self, line: &mut LogLine, client: Option<SocketAddr>, head: &RequestHead) {
         let request = Some((head.method_str(), head.target(), head.version()));
         let referer = head.header("referer");
         let user_agent = head.header("user-agent");
@@ -207,14 +207,14 @@ impl CoreLog {
 
     /// Captures a line for a request that was refused unparsed (or whose
     /// head never arrived): no request line, no headers.
-    pub(crate) fn start_unparsed(&self, line: &mut LogLine, client: SocketAddr) {
+    pub(crate) fn start_unparsed(&self, line: &mut LogLine, client: Option<SocketAddr>) {
         self.start_with(line, client, None, None, None);
     }
 
     fn start_with(
         &self,
         line: &mut LogLine,
-        client: SocketAddr,
+        client: Option<SocketAddr>,
         request: Option<(&str, &str, Version)>,
         referer: Option<&[u8]>,
         user_agent: Option<&[u8]>,
@@ -227,7 +227,11 @@ impl CoreLog {
         let clock = self.clock.borrow();
         match self.format {
             LogFormat::Text => {
-                let _ = write!(out, "{} - - [", client.ip());
+                match client {
+                    Some(client) => write!(out, "{} - - [", client.ip()),
+                    None => write!(out, "unix: - - ["),
+                }
+                .unwrap_or_default();
                 out.extend_from_slice(&clock.text);
                 out.extend_from_slice(b"] \"");
                 match request {
@@ -254,7 +258,11 @@ impl CoreLog {
             LogFormat::Json => {
                 out.extend_from_slice(b"{\"time\":\"");
                 out.extend_from_slice(&clock.json);
-                let _ = write!(out, "\",\"client\":\"{}\"", client.ip());
+                match client {
+                    Some(client) => write!(out, "\",\"client\":\"{}\"", client.ip()),
+                    None => write!(out, "\",\"client\":null"),
+                }
+                .unwrap_or_default();
                 let (method, target, version) = match request {
                     Some((method, target, version)) => (
                         Some(method.as_bytes()),
@@ -424,7 +432,7 @@ mod tests {
     fn one_line(format: LogFormat, raw: &[u8], status: u16, bytes: u64) -> String {
         let (log, batches) = log(format);
         let mut line = LogLine::default();
-        log.start(&mut line, "198.51.100.7:4242".parse().unwrap(), &head(raw));
+        log.start(&mut line, Some("198.51.100.7:4242".parse().unwrap()), &head(raw));
         log.finish(&line, status, bytes, Duration::from_micros(1234));
         log.flush();
         match batches.try_recv() {
@@ -472,7 +480,7 @@ mod tests {
     fn a_writer_that_falls_behind_costs_lines_not_waiting() {
         let (log, batches) = log(LogFormat::Text);
         let mut line = LogLine::default();
-        log.start_unparsed(&mut line, "127.0.0.1:1".parse().unwrap());
+        log.start_unparsed(&mut line, None);
         // The queue holds 4 batches; nobody reads it.
         for _ in 0..6 {
             log.finish(&line, 400, 0, Duration::ZERO);

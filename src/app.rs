@@ -157,7 +157,7 @@ pub async fn sleep(duration: Duration) {
 pub struct Request {
     head: RequestHead,
     body: Vec<u8>,
-    peer_addr: SocketAddr,
+    peer_addr: Option<SocketAddr>,
     origin: Origin,
 }
 
@@ -165,7 +165,7 @@ impl Request {
     pub(crate) fn new(
         head: RequestHead,
         body: Vec<u8>,
-        peer_addr: SocketAddr,
+        peer_addr: Option<SocketAddr>,
         origin: Origin,
     ) -> Request {
         Request { head, body, peer_addr, origin }
@@ -237,15 +237,16 @@ impl Request {
     }
 
     /// The address of the connection's other end: the client, or the proxy
-    /// in front of the server.
-    pub fn peer_addr(&self) -> SocketAddr {
+    /// in front of the server; `None` on a Unix socket (`--uds`).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer_addr
     }
 
     /// The client's address: the peer's, or with `--proxy-headers` and a
     /// trusted peer, the rightmost untrusted address in `X-Forwarded-For`
-    /// (port 0, a proxy does not say the client's port).
-    pub fn client_addr(&self) -> SocketAddr {
+    /// (port 0, a proxy does not say the client's port). `None` for a
+    /// process on a Unix socket that no trusted proxy header names.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
         self.origin.client
     }
 

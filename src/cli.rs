@@ -36,6 +36,16 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_PORT", default_value_t = defaults::PORT, help_heading = "Cores and sockets")]
     pub port: u16,
 
+    /// Listen on a Unix socket at PATH instead of --host/--port (one socket
+    /// for every core; see README).
+    #[arg(long, env = "URING_SERVE_UDS", value_name = "PATH", help_heading = "Cores and sockets")]
+    pub uds: Option<std::path::PathBuf>,
+
+    /// Listen on the inherited socket with descriptor N instead of
+    /// --host/--port (systemd's LISTEN_FDS is used without this flag).
+    #[arg(long, env = "URING_SERVE_FD", value_name = "N", help_heading = "Cores and sockets")]
+    pub fd: Option<i32>,
+
     /// Pending-connection queue of each core's listening socket (capped by
     /// net.core.somaxconn).
     #[arg(long, env = "URING_SERVE_BACKLOG", default_value_t = defaults::BACKLOG, help_heading = "Cores and sockets")]
@@ -201,6 +211,14 @@ impl Cli {
             access_log: self.access_log.as_deref().map(|path| match path {
                 "-" => AccessLogTarget::Stdout,
                 path => AccessLogTarget::File(path.into()),
+            }),
+            unix_socket: self.uds.clone(),
+            listen_fd: self.fd.or_else(|| {
+                if self.uds.is_none() {
+                    crate::listener::systemd_fd()
+                } else {
+                    None
+                }
             }),
             log_format: if self.log_format == "json" { LogFormat::Json } else { LogFormat::Text },
             forwarded_allow_ips: self

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::access_log::{AccessLogTarget, LogFormat};
@@ -143,6 +144,12 @@ pub struct Config {
     pub access_log: Option<AccessLogTarget>,
     /// The access log's line format. Default text.
     pub log_format: LogFormat,
+    /// Listen on a Unix socket at this path instead of `addr` (one socket
+    /// for every core).
+    pub unix_socket: Option<PathBuf>,
+    /// Listen on this inherited descriptor instead of `addr` (`--fd`,
+    /// systemd socket activation; one socket for every core).
+    pub listen_fd: Option<i32>,
 }
 
 impl Default for Config {
@@ -173,6 +180,8 @@ impl Default for Config {
             forwarded_allow_ips: TrustedProxies::default(),
             access_log: None,
             log_format: LogFormat::Text,
+            unix_socket: None,
+            listen_fd: None,
         }
     }
 }
@@ -254,6 +263,12 @@ impl Config {
         }
         if self.drain_delay > MAX_TIMEOUT {
             return Err(ConfigError::new("--drain-delay", "must be at most 1 day"));
+        }
+        if self.unix_socket.is_some() && self.listen_fd.is_some() {
+            return Err(ConfigError::new("--uds", "cannot be used with --fd or socket activation"));
+        }
+        if self.listen_fd.is_some_and(|fd| fd < 0) {
+            return Err(ConfigError::new("--fd", "must be a descriptor number (0 or more)"));
         }
         if self.idle_poll > MAX_IDLE_POLL {
             return Err(ConfigError::new("--idle-poll", "must be at most 10ms"));

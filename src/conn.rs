@@ -88,7 +88,6 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -117,7 +116,7 @@ use crate::recycle::{self, Recycled};
 use crate::ring::{Detached, OpBuf, Ring};
 use crate::runtime::ShutdownSignal;
 use crate::sys;
-use crate::transport::{Read, Transport, READ_BUF_BYTES};
+use crate::transport::{Peer, Read, Transport, READ_BUF_BYTES};
 
 /// Fewest free bytes offered to one read.
 const MIN_READ_BYTES: usize = 2 << 10;
@@ -174,7 +173,7 @@ pub(crate) struct CoreState<A> {
 /// and while it is idle, the connection itself.
 struct ConnEntry {
     fd: RawFd,
-    peer: SocketAddr,
+    peer: Peer,
     watch: Rc<Watch>,
     /// The idle connection, while no task serves it.
     parked: Option<Parked>,
@@ -358,11 +357,13 @@ pub(crate) async fn accept_loop<A: App>(
     loop {
         let io = match sys::accept(&listener) {
             Ok(socket) => Transport::new(socket, core.ring.clone()),
+            // A Unix socket shut down for a stop stays readable and keeps
+            // answering EAGAIN (a TCP one fails): look at the stop first.
+            Err(_) if shutdown.is_triggered() => return,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let _ = core.ring.readable(listener.as_raw_fd()).await;
                 continue;
             }
-            Err(_) if shutdown.is_triggered() => return,
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning;
                 // connections wait in the kernel's accept queue meanwhile.
@@ -378,7 +379,7 @@ pub(crate) async fn accept_loop<A: App>(
         }
         let metrics = &core.metrics;
         metrics.connections_accepted.inc();
-        let peer = match io.peer_addr() {
+        let peer = match io.peer() {
             Ok(peer) => peer,
             Err(_) => continue, // already gone
         };
@@ -482,7 +483,7 @@ impl<A: App> CoreState<A> {
     /// Registers a new connection and parks it until its first request
     /// arrives (within the header timeout of now, served even while the
     /// core drains).
-    fn open(&self, io: Transport, peer: SocketAddr) {
+    fn open(&self, io: Transport, peer: Peer) {
         let read = io.read_fresh(&mut Vec::new(), false).detach();
         let parked = Parked { io, read, idle_since: Instant::now(), served_any: false };
         let entry = ConnEntry { fd: parked.io.fd(), peer, watch: Rc::default(), parked: None };
@@ -686,7 +687,7 @@ enum Next {
 
 struct Conn<A> {
     io: Transport,
-    peer: SocketAddr,
+    peer: Peer,
     core: Rc<CoreState<A>>,
     /// Its key in the core's registry.
     key: u32,
@@ -965,7 +966,7 @@ impl<A: App> Conn<A> {
     /// its head never arrived).
     fn log_unparsed(&mut self) {
         if let Some(log) = &self.core.access_log {
-            log.start_unparsed(&mut self.log_line, self.peer);
+            log.start_unparsed(&mut self.log_line, self.peer.0);
             log.finish(&self.log_line, self.status, self.body_bytes, Duration::ZERO);
         }
     }
@@ -973,9 +974,9 @@ impl<A: App> Conn<A> {
     /// Who sent the request, as far as the server believes proxies.
     fn origin(&self, head: &RequestHead) -> Origin {
         match &self.core.proxies {
-            None => Origin { client: self.peer, scheme: "http" },
+            None => Origin { client: self.peer.0, scheme: "http" },
             Some(trusted) => proxy::origin(
-                self.peer,
+                self.peer.0,
                 trusted,
                 head.headers()
                     .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
@@ -1021,7 +1022,7 @@ impl<A: App> Conn<A> {
         };
         self.core.metrics.requests.inc();
         let keep_alive = head.keep_alive();
-        let request = Request::new(head, body, self.peer, origin);
+        let request = Request::new(head, body, self.peer.0, origin);
         let (mut response, keep_alive) = match call_app(&self.core, request).await {
             Some(response) => (response, keep_alive),
             None => {

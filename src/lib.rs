@@ -65,6 +65,7 @@ pub use blocking::BlockingError;
 pub use config::{Config, ConfigError};
 pub use cores::{CoreId, Cores, CoresError};
 pub use http::{Method, Version};
+pub use listener::Endpoint;
 pub use metrics::Metrics;
 pub use proxy::TrustedProxies;
 pub use runtime::{Builder, JoinError, Server, ServerHandle, ShutdownSignal, StartError};

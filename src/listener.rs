@@ -2,6 +2,12 @@
 //! `SO_REUSEPORT`, so the kernel spreads new connections over the cores and
 //! each core accepts on its own ring.
 //!
+//! Or one socket that every core accepts from: a Unix socket (`--uds`) or
+//! a socket inherited from a service manager (`--fd`, systemd's
+//! `LISTEN_FDS`). One socket is one accept queue: the cores compete for its
+//! connections (whichever core is free first takes the next one) instead
+//! of the kernel spreading them evenly.
+//!
 //! Sockets are built here with socket2 (glommio's own `bind` fixes the
 //! backlog at 1024 and panics on resolution errors) on the thread that
 //! starts the server, so a port in use is reported before any core starts.
@@ -9,13 +15,114 @@
 //! executor; the originals stay with the server handle, which shuts them
 //! down to stop the cores' accept loops.
 
+use std::fmt;
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::warn;
+
+/// Where clients reach the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A TCP address (with the port it resolved to).
+    Tcp(SocketAddr),
+    /// A Unix socket's path.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "http://{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// One Unix socket at `path`, shared by `count` cores (each gets its own
+/// descriptor of it). A file left at `path` by a server that is gone is
+/// replaced; a socket another server still listens on is an error. The
+/// socket is made readable and writable by every user (as uvicorn does):
+/// restrict access with the directory's permissions.
+pub(crate) fn bind_unix(path: &Path, count: usize, backlog: u32) -> io::Result<Vec<Socket>> {
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "a file that is not a socket is in the way",
+            ));
+        }
+        if UnixStream::connect(path).is_ok() {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, "another server listens on it"));
+        }
+        fs::remove_file(path)?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_cloexec(true)?;
+    socket.bind(&socket2::SockAddr::unix(path)?)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o666))?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    shared(socket, count)
+}
+
+/// The listening socket a service manager handed over as descriptor `fd`,
+/// shared by `count` cores; and where it listens.
+pub(crate) fn inherit(fd: RawFd, count: usize) -> io::Result<(Vec<Socket>, Endpoint)> {
+    // SAFETY: fcntl(F_GETFD) only reads the descriptor's flags; it fails
+    // with EBADF, writing nothing, when `fd` is not open.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "not an open descriptor"));
+    }
+    // SAFETY: the descriptor is open (checked above) and was handed to this
+    // process to listen on; nothing else in the process owns it.
+    let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let not_listening = || io::Error::new(io::ErrorKind::InvalidInput, "not a listening socket");
+    if socket.r#type().map_err(|_| not_listening())? != Type::STREAM || !socket.is_listener()? {
+        // Do not close what is not ours to use.
+        std::mem::forget(socket);
+        return Err(not_listening());
+    }
+    socket.set_cloexec(true)?;
+    let local = socket.local_addr()?;
+    let endpoint = match (local.as_socket(), local.as_pathname()) {
+        (Some(addr), _) => Endpoint::Tcp(addr),
+        (None, Some(path)) => Endpoint::Unix(path.to_path_buf()),
+        (None, None) => Endpoint::Unix(PathBuf::from("(unnamed)")),
+    };
+    Ok((shared(socket, count)?, endpoint))
+}
+
+/// The descriptor systemd passed for socket activation (`LISTEN_FDS`, with
+/// `LISTEN_PID` naming this process): the first, fd 3. A warning says so
+/// when there are more.
+pub(crate) fn systemd_fd() -> Option<RawFd> {
+    const FIRST: RawFd = 3;
+    let pid: u32 = std::env::var("LISTEN_PID").ok()?.trim().parse().ok()?;
+    let count: u32 = std::env::var("LISTEN_FDS").ok()?.trim().parse().ok()?;
+    if pid != std::process::id() || count == 0 {
+        return None;
+    }
+    if count > 1 {
+        warn!("systemd passed {count} sockets; serving the first (fd 3) only");
+    }
+    Some(FIRST)
+}
+
+/// `socket` and `count - 1` more descriptors of it.
+fn shared(socket: Socket, count: usize) -> io::Result<Vec<Socket>> {
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 1..count {
+        sockets.push(socket.try_clone()?);
+    }
+    sockets.push(socket);
+    Ok(sockets)
+}
 
 /// Binds `count` listening sockets to `addr`. Port 0 is resolved once, by
 /// the first socket; the others bind the port it got. Returns the sockets

@@ -123,8 +123,9 @@ fn canonical(ip: IpAddr) -> IpAddr {
 /// Who sent a request and how, as the server believes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Origin {
-    /// The client: the peer, or the address a trusted proxy named (port 0).
-    pub(crate) client: SocketAddr,
+    /// The client: the peer, or the address a trusted proxy named (port
+    /// 0); `None` for a process on a Unix socket.
+    pub(crate) client: Option<SocketAddr>,
     /// `"http"` or `"https"`.
     pub(crate) scheme: &'static str,
 }
@@ -133,13 +134,19 @@ pub(crate) struct Origin {
 /// of its header lines, in order) are `forwarded_for` and whose
 /// `X-Forwarded-Proto` is `forwarded_proto`.
 pub(crate) fn origin<'a>(
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
     trusted: &TrustedProxies,
     forwarded_for: impl Iterator<Item = &'a [u8]>,
     forwarded_proto: Option<&[u8]>,
 ) -> Origin {
     let mut origin = Origin { client: peer, scheme: "http" };
-    if !trusted.contains(peer.ip()) {
+    // A process on a Unix socket is trusted only by `*`: who may connect
+    // is up to the socket file's permissions, not to an address.
+    let peer_trusted = match peer {
+        Some(peer) => trusted.contains(peer.ip()),
+        None => trusted.everyone,
+    };
+    if !peer_trusted {
         return origin;
     }
     if let Some(proto) = forwarded_proto {
@@ -161,7 +168,7 @@ pub(crate) fn origin<'a>(
     // A hop that is not an address (`unknown`, an obfuscated name) names no
     // client this server can report: the peer stays the client.
     if let Some(ip) = parse_hop(client) {
-        origin.client = SocketAddr::new(canonical(ip), 0);
+        origin.client = Some(SocketAddr::new(canonical(ip), 0));
     }
     origin
 }
@@ -187,13 +194,13 @@ mod tests {
         list.parse().unwrap()
     }
 
-    fn peer(ip: &str) -> SocketAddr {
-        SocketAddr::new(ip.parse().unwrap(), 40000)
+    fn peer(ip: &str) -> Option<SocketAddr> {
+        Some(SocketAddr::new(ip.parse().unwrap(), 40000))
     }
 
     fn client_of(peer_ip: &str, list: &str, xff: &[&str]) -> String {
         let o = origin(peer(peer_ip), &trusted(list), xff.iter().map(|v| v.as_bytes()), None);
-        o.client.ip().to_string()
+        o.client.unwrap().ip().to_string()
     }
 
     #[test]
@@ -241,6 +248,15 @@ mod tests {
             Some(b"https"),
         );
         assert_eq!(o, Origin { client: peer("203.0.113.50"), scheme: "http" });
+    }
+
+    #[test]
+    fn a_unix_socket_peer_is_trusted_only_by_star() {
+        let xff = || [&b"203.0.113.7"[..]].into_iter();
+        let o = origin(None, &trusted("127.0.0.1"), xff(), None);
+        assert_eq!(o.client, None);
+        let o = origin(None, &trusted("*"), xff(), None);
+        assert_eq!(o.client, Some("203.0.113.7:0".parse().unwrap()));
     }
 
     #[test]

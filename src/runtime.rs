@@ -15,6 +15,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, SyncSender};
@@ -33,6 +34,7 @@ use crate::config::{Config, ConfigError};
 use crate::conn::{self, CoreState};
 use crate::cores::{self, CoreId, Cores, CoresError};
 use crate::http::HttpDate;
+use crate::listener::Endpoint;
 use crate::metrics::exporter::Exporter;
 use crate::metrics::{CoreMetrics, Metrics};
 use crate::proxy::TrustedProxies;
@@ -214,6 +216,21 @@ impl Builder {
         self
     }
 
+    /// Listens on a Unix socket at `path` instead of the TCP address: one
+    /// socket every core accepts from.
+    pub fn unix_socket(mut self, path: impl Into<PathBuf>) -> Builder {
+        self.config.unix_socket = Some(path.into());
+        self
+    }
+
+    /// Listens on the inherited listening socket with descriptor `fd`
+    /// instead of the TCP address: one socket every core accepts from. The
+    /// server takes ownership of the descriptor.
+    pub fn listen_fd(mut self, fd: i32) -> Builder {
+        self.config.listen_fd = Some(fd);
+        self
+    }
+
     /// A path the server answers itself (200 while serving, 503 once a
     /// stop was asked for), without calling the application.
     pub fn health_path(mut self, path: Option<&str>) -> Builder {
@@ -270,15 +287,35 @@ impl Builder {
         let chosen = config.cores.resolve(&cores::allowed()).map_err(StartError::Cores)?;
         sys::check_io_uring().map_err(StartError::IoUring)?;
         sys::ensure_memlock(sys::MIN_MEMLOCK_BYTES).map_err(StartError::Memlock)?;
-        let (sockets, local_addr) =
-            listener::bind_all(config.addr, chosen.len(), config.backlog, config.join_reuseport)
-                .map_err(|source| {
-                    if source.kind() == io::ErrorKind::AddrInUse {
-                        StartError::AddrInUse(config.addr)
-                    } else {
-                        StartError::Bind { addr: config.addr, source }
-                    }
-                })?;
+        let count = chosen.len();
+        let (sockets, endpoint) = match (&config.unix_socket, config.listen_fd) {
+            (Some(path), _) => listener::bind_unix(path, count, config.backlog)
+                .map(|sockets| (sockets, Endpoint::Unix(path.clone())))
+                .map_err(|source| StartError::Listen {
+                    on: format!("--uds {}", path.display()),
+                    source,
+                })?,
+            (None, Some(fd)) => listener::inherit(fd, count)
+                .map_err(|source| StartError::Listen { on: format!("--fd {fd}"), source })?,
+            (None, None) => {
+                listener::bind_all(config.addr, count, config.backlog, config.join_reuseport)
+                    .map(|(sockets, local)| (sockets, Endpoint::Tcp(local)))
+                    .map_err(|source| {
+                        if source.kind() == io::ErrorKind::AddrInUse {
+                            StartError::AddrInUse(config.addr)
+                        } else {
+                            StartError::Bind { addr: config.addr, source }
+                        }
+                    })?
+            }
+        };
+        let local_addr = match &endpoint {
+            Endpoint::Tcp(addr) => *addr,
+            Endpoint::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        // The socket file goes when the server stops; an inherited socket
+        // is its manager's.
+        let remove_on_stop = config.unix_socket.clone();
         let shutdown = ShutdownSignal::new(sockets, config.drain_delay);
         let metrics: Vec<Arc<CoreMetrics>> = chosen.iter().map(|_| Arc::default()).collect();
         let exporter = match config.metrics {
@@ -303,6 +340,8 @@ impl Builder {
         };
         let mut handle = ServerHandle {
             local_addr,
+            endpoint: endpoint.clone(),
+            remove_on_stop,
             cores: chosen.clone(),
             threads: Vec::new(),
             shutdown,
@@ -364,7 +403,7 @@ impl Builder {
         if let Some(exporter) = &handle.exporter {
             info!("metrics on http://{}/metrics", exporter.local_addr());
         }
-        info!("listening on http://{local_addr} (cores {})", cores::format_list(&ids));
+        info!("listening on {endpoint} (cores {})", cores::format_list(&ids));
         Ok(handle)
     }
 }
@@ -392,6 +431,8 @@ fn log_configuration(config: &Config, cores: &str) {
         metrics = ?config.metrics,
         proxy_headers = config.proxy_headers,
         forwarded_allow_ips = %config.forwarded_allow_ips,
+        access_log = ?config.access_log,
+        log_format = ?config.log_format,
         "configuration (every limit is per core)"
     );
 }
@@ -593,6 +634,9 @@ where
 #[derive(Debug)]
 pub struct ServerHandle {
     local_addr: SocketAddr,
+    endpoint: Endpoint,
+    /// The Unix socket file this server made.
+    remove_on_stop: Option<PathBuf>,
     cores: Vec<CoreId>,
     threads: Vec<(CoreId, JoinHandle<()>)>,
     shutdown: ShutdownSignal,
@@ -614,8 +658,15 @@ impl ServerHandle {
     }
 
     /// The address the server listens on, with the port it resolved to.
+    /// On a Unix socket it is the unspecified address `0.0.0.0:0`: see
+    /// [`ServerHandle::endpoint`].
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where clients reach the server: a TCP address or a Unix socket.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// The cores the server runs on.
@@ -655,6 +706,9 @@ impl ServerHandle {
         if let Some(access_log) = &mut self.access_log {
             access_log.finish();
         }
+        if let Some(path) = self.remove_on_stop.take() {
+            let _ = std::fs::remove_file(path);
+        }
         if panicked.is_empty() {
             Ok(())
         } else {
@@ -665,7 +719,8 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if !self.threads.is_empty() || self.exporter.is_some() || self.access_log.is_some() {
+        let owns_more = self.exporter.is_some() || self.access_log.is_some();
+        if !self.threads.is_empty() || owns_more || self.remove_on_stop.is_some() {
             self.shutdown.trigger();
             let _ = self.join_threads();
         }
@@ -786,6 +841,13 @@ pub enum StartError {
         /// The application's error.
         error: BoxError,
     },
+    /// The Unix socket or the inherited socket cannot be listened on.
+    Listen {
+        /// Which (`--uds PATH`, `--fd N`).
+        on: String,
+        /// What the system said.
+        source: io::Error,
+    },
     /// The access log cannot be opened.
     AccessLog {
         /// Where it was to be written.
@@ -811,6 +873,7 @@ impl fmt::Display for StartError {
                 addr.port()
             ),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::Listen { on, source } => write!(f, "{on}: cannot listen: {source}"),
             StartError::IoUring(why) | StartError::Memlock(why) => f.write_str(why),
             StartError::AccessLog { target: AccessLogTarget::File(path), source } => {
                 write!(f, "--access-log: cannot open {}: {source}", path.display())
@@ -834,7 +897,9 @@ impl std::error::Error for StartError {
         match self {
             StartError::Config(e) => Some(e),
             StartError::Cores(e) => Some(e),
-            StartError::Bind { source, .. } | StartError::AccessLog { source, .. } => Some(source),
+            StartError::Bind { source, .. }
+            | StartError::Listen { source, .. }
+            | StartError::AccessLog { source, .. } => Some(source),
             StartError::AppStart { error, .. } => Some(error.as_ref()),
             _ => None,
         }

@@ -7,6 +7,7 @@
 //! operation's future is dropped (a timeout, a cut connection), the ring
 //! cancels it and keeps the buffer until the kernel lets go of it.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -31,6 +32,20 @@ pub(crate) struct Transport {
     ring: Rc<Ring>,
 }
 
+/// The other end of a connection: an IP address and port, or (`None`) a
+/// process on a Unix socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Peer(pub(crate) Option<SocketAddr>);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("unix socket"),
+        }
+    }
+}
+
 impl Transport {
     /// Wraps an accepted socket and turns Nagle's algorithm off: responses
     /// are written whole, so there is nothing to coalesce.
@@ -40,10 +55,10 @@ impl Transport {
         Transport { socket, ring }
     }
 
-    /// The peer's address.
-    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
+    /// The other end of the connection.
+    pub(crate) fn peer(&self) -> io::Result<Peer> {
         let addr = SockRef::from(&self.socket).peer_addr()?;
-        addr.as_socket().ok_or_else(|| io::Error::other("peer is not an IP socket"))
+        Ok(Peer(addr.as_socket()))
     }
 
     /// Starts a read into `buf[at..]`: the receive is queued now, and the

@@ -243,6 +243,61 @@ fn access_log_without_a_path_goes_to_standard_output() {
     assert!(out.contains("\"GET /plaintext HTTP/1.1\" 200 13 "), "{out}");
 }
 
+/// `cmd` with `listener` as its descriptor 3, as a service manager starts
+/// a server.
+fn with_fd3(cmd: &mut Command, listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = listener.as_raw_fd();
+    // SAFETY: dup2(2) and fcntl(2) are async-signal-safe, as the child
+    // between fork and exec requires; they touch only descriptors.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn an_inherited_listening_socket_is_served_with_fd() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = binary();
+    cmd.args(["--cores", "1", "--fd", "3"]);
+    with_fd3(&mut cmd, &listener);
+    let (child, addr, _) = start(&mut cmd);
+    assert_eq!(addr, listener.local_addr().unwrap());
+    assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+    stop(child);
+}
+
+#[test]
+fn systemd_socket_activation_needs_no_flag() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // systemd names the server's own pid in LISTEN_PID: the shell exports
+    // its pid, then becomes the server.
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "export LISTEN_PID=$$ LISTEN_FDS=1; exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_uring-serve"))
+        .args(["--cores", "1"])
+        .env_remove("RUST_LOG");
+    with_fd3(&mut cmd, &listener);
+    let (child, addr, _) = start(&mut cmd);
+    assert_eq!(addr, listener.local_addr().unwrap());
+    assert!(get(addr, "/json").contains("Hello, World!"));
+    stop(child);
+}
+
+#[test]
+fn a_descriptor_that_is_no_listening_socket_is_one_line_and_exit_code_2() {
+    let out = binary().args(["--cores", "1", "--fd", "0"]).stdin(Stdio::null()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim(), "error: --fd 0: cannot listen: not a listening socket");
+}
+
 /// SIGTERM during a mixed load: every request sent before the signal gets a
 /// complete response, and the process exits 0 within the timeout.
 #[test]

@@ -11,12 +11,9 @@ struct Origin;
 
 impl App for Origin {
     async fn call(&self, req: Request, _cx: &Context) -> Response {
-        Response::text(format!(
-            "{} {} {}",
-            req.client_addr().ip(),
-            req.scheme(),
-            req.peer_addr().ip()
-        ))
+        let ip = |addr: Option<std::net::SocketAddr>| addr.map(|a| a.ip().to_string());
+        let (client, peer) = (ip(req.client_addr()).unwrap(), ip(req.peer_addr()).unwrap());
+        Response::text(format!("{client} {} {peer}", req.scheme()))
     }
 }
 
