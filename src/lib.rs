@@ -33,7 +33,10 @@
 //!
 //! Module map (data flows one way): `cli` → [`config`] → `runtime` (one
 //! executor per core) → `listener` → `conn` (per connection) → [`http`]
-//! (pure parsing and serialisation) and [`app`] (the application).
+//! (pure parsing and serialisation) and [`app`] (the application). Beside
+//! the request path: `metrics` (per-core counters, their Prometheus
+//! listener), `access_log` (per-core line buffers, one writer thread) and
+//! `proxy` (who the client is behind a trusted proxy).
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(unreachable_pub, missing_debug_implementations)]
