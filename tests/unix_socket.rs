@@ -15,11 +15,7 @@ fn socket_path(name: &str) -> PathBuf {
 }
 
 fn serve_on(path: &Path, cores: Cores) -> ServerHandle {
-    Server::builder()
-        .cores(cores)
-        .unix_socket(path)
-        .serve(BenchApp::new)
-        .expect("server starts")
+    Server::builder().cores(cores).unix_socket(path).serve(BenchApp::new).expect("server starts")
 }
 
 /// One request on a new connection to the socket; the whole response.
