@@ -355,15 +355,20 @@ pub(crate) async fn accept_loop<A: App>(
     shutdown: ShutdownSignal,
 ) {
     loop {
+        if shutdown.is_triggered() {
+            return;
+        }
         let io = match sys::accept(&listener) {
             Ok(socket) => Transport::new(socket, core.ring.clone()),
-            // A Unix socket shut down for a stop stays readable and keeps
-            // answering EAGAIN (a TCP one fails): look at the stop first.
-            Err(_) if shutdown.is_triggered() => return,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let _ = core.ring.readable(listener.as_raw_fd()).await;
+                // Until a connection waits, or the stop (see
+                // `ShutdownSignal::stop_accepting`).
+                let arrival = async { drop(core.ring.readable(listener.as_raw_fd()).await) };
+                let stop = async { drop(core.ring.readable(shutdown.wake_fd()).await) };
+                futures_lite::future::or(arrival, stop).await;
                 continue;
             }
+            Err(_) if shutdown.is_triggered() => return,
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning;
                 // connections wait in the kernel's accept queue meanwhile.
@@ -981,7 +986,9 @@ impl<A: App> Conn<A> {
                 head.headers()
                     .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
                     .map(|(_, value)| value),
-                head.header("x-forwarded-proto"),
+                head.headers()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-proto"))
+                    .map(|(_, value)| value),
             ),
         }
     }
@@ -996,7 +1003,9 @@ impl<A: App> Conn<A> {
         }
         if self.core.health_path.as_deref() == Some(head.path()) {
             let response = self.core.health(head.method());
-            return self.respond(response, is_head, http10, head.keep_alive()).await;
+            // A body is not read here: the connection cannot go on.
+            let keep_alive = head.keep_alive() && head.framing() == BodyFraming::Empty;
+            return self.respond(response, is_head, http10, keep_alive).await;
         }
         let Some(_permit) = self.core.admission.try_admit() else {
             // Over --limit-concurrency: shed before reading the body.

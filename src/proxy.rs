@@ -9,7 +9,8 @@
 //! proxy: entries to its left were written by whoever sent the request and
 //! may be forged; entries to its right were appended by proxies we trust.
 //! If every entry is trusted, the leftmost is the client. The scheme is
-//! `X-Forwarded-Proto`'s when it says `http` or `https`.
+//! the last value of `X-Forwarded-Proto` (all its lines), the one the
+//! nearest proxy set: `https` when it says so, else `http`.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -130,14 +131,14 @@ pub(crate) struct Origin {
     pub(crate) scheme: &'static str,
 }
 
-/// The origin of a request from `peer` whose `X-Forwarded-For` values (all
-/// of its header lines, in order) are `forwarded_for` and whose
-/// `X-Forwarded-Proto` is `forwarded_proto`.
+/// The origin of a request from `peer` whose `X-Forwarded-For` and
+/// `X-Forwarded-Proto` header lines, in order, are `forwarded_for` and
+/// `forwarded_proto`.
 pub(crate) fn origin<'a>(
     peer: Option<SocketAddr>,
     trusted: &TrustedProxies,
     forwarded_for: impl Iterator<Item = &'a [u8]>,
-    forwarded_proto: Option<&[u8]>,
+    forwarded_proto: impl Iterator<Item = &'a [u8]>,
 ) -> Origin {
     let mut origin = Origin { client: peer, scheme: "http" };
     // A process on a Unix socket is trusted only by `*`: who may connect
@@ -149,13 +150,15 @@ pub(crate) fn origin<'a>(
     if !peer_trusted {
         return origin;
     }
-    if let Some(proto) = forwarded_proto {
-        // A chain of proxies may list one scheme per hop: the first is the
-        // client's.
-        let first = proto.split(|&b| b == b',').next().unwrap_or_default().trim_ascii();
-        if first.eq_ignore_ascii_case(b"https") {
-            origin.scheme = "https";
-        }
+    // Values to the left may come from the client; the last one is the
+    // nearest (trusted) proxy's.
+    let last_proto = forwarded_proto
+        .flat_map(|value| value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|value| !value.is_empty())
+        .last();
+    if last_proto.is_some_and(|proto| proto.eq_ignore_ascii_case(b"https")) {
+        origin.scheme = "https";
     }
     let hops: Vec<&[u8]> = forwarded_for
         .flat_map(|value| value.split(|&b| b == b','))
@@ -199,7 +202,8 @@ mod tests {
     }
 
     fn client_of(peer_ip: &str, list: &str, xff: &[&str]) -> String {
-        let o = origin(peer(peer_ip), &trusted(list), xff.iter().map(|v| v.as_bytes()), None);
+        let none = std::iter::empty();
+        let o = origin(peer(peer_ip), &trusted(list), xff.iter().map(|v| v.as_bytes()), none);
         o.client.unwrap().ip().to_string()
     }
 
@@ -245,7 +249,7 @@ mod tests {
             peer("203.0.113.50"),
             &trusted("127.0.0.1"),
             [&b"1.2.3.4"[..]].into_iter(),
-            Some(b"https"),
+            [&b"https"[..]].into_iter(),
         );
         assert_eq!(o, Origin { client: peer("203.0.113.50"), scheme: "http" });
     }
@@ -253,9 +257,9 @@ mod tests {
     #[test]
     fn a_unix_socket_peer_is_trusted_only_by_star() {
         let xff = || [&b"203.0.113.7"[..]].into_iter();
-        let o = origin(None, &trusted("127.0.0.1"), xff(), None);
+        let o = origin(None, &trusted("127.0.0.1"), xff(), std::iter::empty());
         assert_eq!(o.client, None);
-        let o = origin(None, &trusted("*"), xff(), None);
+        let o = origin(None, &trusted("*"), xff(), std::iter::empty());
         assert_eq!(o.client, Some("203.0.113.7:0".parse().unwrap()));
     }
 
@@ -269,14 +273,19 @@ mod tests {
     }
 
     #[test]
-    fn the_scheme_is_https_only_when_a_trusted_proxy_says_so() {
+    fn the_scheme_is_the_nearest_proxys_and_https_only_when_it_says_so() {
         let t = trusted("127.0.0.1");
-        let scheme =
-            |proto: &[u8]| origin(peer("127.0.0.1"), &t, std::iter::empty(), Some(proto)).scheme;
-        assert_eq!(scheme(b"https"), "https");
-        assert_eq!(scheme(b" HTTPS "), "https");
-        assert_eq!(scheme(b"https, http"), "https");
-        assert_eq!(scheme(b"http"), "http");
-        assert_eq!(scheme(b"gopher"), "http");
+        let scheme = |lines: &[&'static str]| {
+            let lines = lines.iter().map(|l| l.as_bytes());
+            origin(peer("127.0.0.1"), &t, std::iter::empty(), lines).scheme
+        };
+        assert_eq!(scheme(&["https"]), "https");
+        assert_eq!(scheme(&[" HTTPS "]), "https");
+        assert_eq!(scheme(&["http"]), "http");
+        assert_eq!(scheme(&["gopher"]), "http");
+        // The client's own value comes first; the proxy's last.
+        assert_eq!(scheme(&["https, http"]), "http");
+        assert_eq!(scheme(&["https", "http"]), "http");
+        assert_eq!(scheme(&["http", "https"]), "https");
     }
 }

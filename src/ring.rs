@@ -169,7 +169,7 @@ impl Ring {
     /// its only submitter).
     pub(crate) fn new() -> io::Result<Rc<Ring>> {
         let (uring, setup) = build_uring()?;
-        let eventfd = new_eventfd()?;
+        let eventfd = crate::sys::eventfd()?;
         let mut uring = uring;
         uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
         uring.completion().disable_eventfd();
@@ -773,14 +773,4 @@ fn build_uring() -> io::Result<(IoUring, &'static str)> {
             Ok((uring, "plain"))
         }
     }
-}
-
-fn new_eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain syscall; the result is checked before use.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -15,6 +15,7 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -316,7 +317,10 @@ impl Builder {
         // The socket file goes when the server stops; an inherited socket
         // is its manager's.
         let remove_on_stop = config.unix_socket.clone();
-        let shutdown = ShutdownSignal::new(sockets, config.drain_delay);
+        // An inherited socket is its manager's: it is never shut down.
+        let owned = config.listen_fd.is_none();
+        let shutdown = ShutdownSignal::new(sockets, owned, config.drain_delay)
+            .map_err(|e| StartError::Executor { core: chosen[0], reason: e.to_string() })?;
         let metrics: Vec<Arc<CoreMetrics>> = chosen.iter().map(|_| Arc::default()).collect();
         let exporter = match config.metrics {
             Some(addr) => {
@@ -384,7 +388,7 @@ impl Builder {
             match report {
                 Ok(core) => started.push(core),
                 Err(e) => {
-                    handle.shutdown.trigger();
+                    handle.shutdown.stop_now();
                     failure.get_or_insert(e);
                 }
             }
@@ -741,20 +745,39 @@ struct ShutdownInner {
     drain_delay: Duration,
     /// The cores were told to stop accepting and drain.
     triggered: AtomicBool,
+    /// Readable once the cores must stop accepting: what wakes an accept
+    /// that waits on a socket this server does not own.
+    wake: OwnedFd,
+    /// Whether the listening sockets are this server's (not inherited).
+    owned: bool,
     /// The cores' listening sockets (each core accepts on a duplicate).
     listeners: Vec<Socket>,
 }
 
 impl ShutdownSignal {
-    fn new(listeners: Vec<Socket>, drain_delay: Duration) -> ShutdownSignal {
-        ShutdownSignal {
+    fn new(listeners: Vec<Socket>, owned: bool, drain_delay: Duration) -> io::Result<Self> {
+        Ok(ShutdownSignal {
             inner: Arc::new(ShutdownInner {
                 asked: AtomicBool::new(false),
                 drain_delay,
                 triggered: AtomicBool::new(false),
+                wake: sys::eventfd()?,
+                owned,
                 listeners,
             }),
-        }
+        })
+    }
+
+    /// Stops accepting at once, drain delay or not (a start that failed).
+    pub(crate) fn stop_now(&self) {
+        self.inner.asked.store(true, Ordering::SeqCst);
+        self.stop_accepting();
+    }
+
+    /// The eventfd that becomes readable when the cores must stop
+    /// accepting.
+    pub(crate) fn wake_fd(&self) -> RawFd {
+        self.inner.wake.as_raw_fd()
     }
 
     fn listener(&self, index: usize) -> &Socket {
@@ -788,14 +811,19 @@ impl ShutdownSignal {
         self.inner.asked.load(Ordering::Relaxed)
     }
 
-    /// Tells every core to stop accepting and drain: shutting down the
-    /// reading side of each listening socket ends the accept that core is
-    /// waiting in.
+    /// Tells every core to stop accepting and drain: the wake eventfd
+    /// ends the accept each core waits in. A socket of this server's own is
+    /// also shut down, which hands connections still queued in it to the
+    /// other listeners of its `SO_REUSEPORT` group (`tcp_migrate_req`); an
+    /// inherited one is left as it is, for its manager to hand over again.
     fn stop_accepting(&self) {
         if !self.inner.triggered.swap(true, Ordering::SeqCst) {
-            for socket in &self.inner.listeners {
-                let _ = socket.shutdown(Shutdown::Read);
+            if self.inner.owned {
+                for socket in &self.inner.listeners {
+                    let _ = socket.shutdown(Shutdown::Read);
+                }
             }
+            sys::signal_eventfd(&self.inner.wake);
         }
     }
 

@@ -137,6 +137,26 @@ pub(crate) fn accept(listener: &std::os::fd::OwnedFd) -> std::io::Result<std::os
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
+/// A new non-blocking, close-on-exec eventfd.
+pub(crate) fn eventfd() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain syscall; the result is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds one to an eventfd's counter: it becomes (and stays) readable.
+pub(crate) fn signal_eventfd(fd: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let one = 1u64.to_ne_bytes();
+    // SAFETY: write(2) reads 8 bytes from a valid buffer of 8 bytes.
+    unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+}
+
 /// Ends both sides of an open socket: the peer sees the connection end
 /// even if the socket itself is not closed yet.
 pub(crate) fn shutdown_both(fd: std::os::fd::RawFd) {

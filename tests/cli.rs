@@ -271,6 +271,10 @@ fn an_inherited_listening_socket_is_served_with_fd() {
     assert_eq!(addr, listener.local_addr().unwrap());
     assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
     stop(child);
+    // The socket is its manager's: still listening after the server stops.
+    let _queued = TcpStream::connect(addr).expect("the inherited socket still listens");
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_ok(), "the connection waits in the inherited socket");
 }
 
 #[test]

@@ -72,3 +72,18 @@ fn during_the_drain_delay_the_health_path_says_503_and_requests_are_still_served
     assert!(asked.elapsed() >= delay, "stopped before the drain delay: {:?}", asked.elapsed());
     assert!(TcpStream::connect(addr).is_err(), "still accepting after the stop");
 }
+
+#[test]
+fn a_health_request_with_a_body_closes_the_connection() {
+    let server = with_health(Duration::ZERO);
+    let mut c = Client::connect(server.local_addr());
+    // The body is not read: it must not be taken for a second request.
+    let body = "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n";
+    let r = c.roundtrip(&format!(
+        "POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!((r.status, r.header("connection")), (405, Some("close")));
+    assert!(c.is_closed_by_server());
+    assert_eq!(server.metrics()[0].requests, 0, "the body was never served as a request");
+}
