@@ -26,10 +26,10 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::warn;
 
@@ -44,6 +44,11 @@ const FLUSH_BYTES: usize = 32 << 10;
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Buffers waiting for the writer, from all cores, before cores drop lines.
 const QUEUED_BATCHES: usize = 64;
+/// How long a stopping server waits for the writer to write what is queued
+/// (a stuck standard output must not keep the process from exiting).
+const FINISH_WITHIN: Duration = Duration::from_secs(5);
+/// How long a stopping core waits for room for its last lines.
+const LAST_FLUSH_WITHIN: Duration = Duration::from_secs(1);
 
 /// Where access-log lines go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,17 +72,24 @@ pub enum LogFormat {
 
 /// What goes to the writer thread.
 pub(crate) enum Batch {
-    /// A core's buffer of lines, and where the emptied buffer goes back.
-    Lines(Vec<u8>, Sender<Vec<u8>>),
+    /// A core's buffer of lines, how many, and where the emptied buffer
+    /// goes back (with the count of lines a failed write lost).
+    Lines(Vec<u8>, u64, Sender<Spare>),
     /// Every core has stopped: write what came before, then end.
     End,
 }
+
+/// An emptied buffer on its way back to its core, and the lines lost when
+/// writing it failed.
+type Spare = (Vec<u8>, u64);
 
 /// The writer thread every core hands its lines to.
 #[derive(Debug)]
 pub(crate) struct AccessLogWriter {
     queue: Option<SyncSender<Batch>>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the writer thread ends.
+    ended: Receiver<()>,
 }
 
 impl AccessLogWriter {
@@ -90,23 +102,11 @@ impl AccessLogWriter {
             }
         };
         let (queue, batches) = mpsc::sync_channel::<Batch>(QUEUED_BATCHES);
-        let thread =
-            thread::Builder::new().name("uring-serve-access-log".into()).spawn(move || {
-                let mut failed = false;
-                for batch in batches {
-                    let Batch::Lines(mut bytes, back) = batch else { break };
-                    if let Err(e) = sink.write_all(&bytes).and_then(|()| sink.flush()) {
-                        if !std::mem::replace(&mut failed, true) {
-                            warn!("access log: write failed ({e}); lines are lost until it works");
-                        }
-                    } else {
-                        failed = false;
-                    }
-                    bytes.clear();
-                    let _ = back.send(bytes);
-                }
-            })?;
-        Ok(AccessLogWriter { queue: Some(queue), thread: Some(thread) })
+        let (end, ended) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("uring-serve-access-log".into())
+            .spawn(move || write_batches(&batches, &mut *sink, end))?;
+        Ok(AccessLogWriter { queue: Some(queue), thread: Some(thread), ended })
     }
 
     /// A core's way to the writer.
@@ -114,14 +114,57 @@ impl AccessLogWriter {
         self.queue.clone()
     }
 
-    /// Waits until every batch handed over is written; call once every
-    /// core has stopped (each hands over its last lines as it ends).
+    /// Waits until every batch handed over is written, for
+    /// [`FINISH_WITHIN`] at most; call once every core has stopped (each
+    /// hands over its last lines as it ends).
     pub(crate) fn finish(&mut self) {
+        let deadline = Instant::now() + FINISH_WITHIN;
         if let Some(queue) = self.queue.take() {
-            let _ = queue.send(Batch::End);
+            let _ = send_until(&queue, Batch::End, deadline);
         }
-        if let Some(thread) = self.thread.take() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(RecvTimeoutError::Timeout) = self.ended.recv_timeout(left) {
+            warn!("access log: its output takes no more lines; the last ones are lost");
+        } else if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// The writer thread: writes each batch, gives the buffer back with the
+/// count of lines lost if the write failed, and ends at [`Batch::End`].
+fn write_batches(batches: &Receiver<Batch>, sink: &mut dyn Write, _end: Sender<()>) {
+    let mut failing = false;
+    for batch in batches {
+        let Batch::Lines(mut bytes, lines, back) = batch else { break };
+        let lost = match sink.write_all(&bytes).and_then(|()| sink.flush()) {
+            Ok(()) => {
+                failing = false;
+                0
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut failing, true) {
+                    warn!("access log: write failed ({e}); lines are lost until it works");
+                }
+                lines
+            }
+        };
+        bytes.clear();
+        let _ = back.send((bytes, lost));
+    }
+}
+
+/// Sends `batch`, waiting for room until `deadline`; gives it back if none
+/// came (or the writer is gone).
+fn send_until(queue: &SyncSender<Batch>, mut batch: Batch, deadline: Instant) -> Result<(), Batch> {
+    loop {
+        match queue.try_send(batch) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                batch = back;
+                thread::sleep(Duration::from_millis(1));
+            }
+            Err(TrySendError::Full(back) | TrySendError::Disconnected(back)) => return Err(back),
         }
     }
 }
@@ -149,8 +192,8 @@ pub(crate) struct CoreLog {
     lines: RefCell<Vec<u8>>,
     count: Cell<u64>,
     queue: SyncSender<Batch>,
-    back: Sender<Vec<u8>>,
-    spares: Receiver<Vec<u8>>,
+    back: Sender<Spare>,
+    spares: Receiver<Spare>,
     metrics: Arc<CoreMetrics>,
     /// The current second, as each format writes it.
     clock: RefCell<Clock>,
@@ -318,21 +361,52 @@ impl CoreLog {
     /// Hands the lines written so far to the writer; drops and counts them
     /// if the writer is too far behind.
     pub(crate) fn flush(&self) {
+        if let Some(batch) = self.take_batch() {
+            if let Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) =
+                self.queue.try_send(batch)
+            {
+                self.drop_batch(batch);
+            }
+        }
+    }
+
+    /// Hands over the core's last lines as it stops, waiting a little for
+    /// room rather than dropping them.
+    pub(crate) fn flush_last(&self) {
+        if let Some(batch) = self.take_batch() {
+            let deadline = Instant::now() + LAST_FLUSH_WITHIN;
+            if let Err(batch) = send_until(&self.queue, batch, deadline) {
+                self.drop_batch(batch);
+            }
+        }
+    }
+
+    /// The lines written so far, replaced by a spare buffer; `None` when
+    /// there are none. Counts the lines that failed writes lost meanwhile.
+    fn take_batch(&self) -> Option<Batch> {
+        let mut spare = None;
+        while let Ok((buffer, lost)) = self.spares.try_recv() {
+            self.metrics.access_log_dropped.add(lost);
+            spare.get_or_insert(buffer);
+        }
         let count = self.count.replace(0);
         if count == 0 {
-            return;
-        }
-        let spare = self.spares.try_recv().unwrap_or_else(|_| Vec::with_capacity(FLUSH_BYTES * 2));
-        let bytes = std::mem::replace(&mut *self.lines.borrow_mut(), spare);
-        match self.queue.try_send(Batch::Lines(bytes, self.back.clone())) {
-            Ok(()) => {}
-            Err(TrySendError::Full(batch) | TrySendError::Disconnected(batch)) => {
-                self.metrics.access_log_dropped.add(count);
-                if let Batch::Lines(mut bytes, _) = batch {
-                    bytes.clear();
-                    let _ = self.back.send(bytes);
-                }
+            if let Some(buffer) = spare {
+                let _ = self.back.send((buffer, 0));
             }
+            return None;
+        }
+        let spare = spare.unwrap_or_else(|| Vec::with_capacity(FLUSH_BYTES * 2));
+        let bytes = std::mem::replace(&mut *self.lines.borrow_mut(), spare);
+        Some(Batch::Lines(bytes, count, self.back.clone()))
+    }
+
+    /// Drops a batch the writer has no room for, and counts its lines.
+    fn drop_batch(&self, batch: Batch) {
+        if let Batch::Lines(mut bytes, count, _) = batch {
+            self.metrics.access_log_dropped.add(count);
+            bytes.clear();
+            let _ = self.back.send((bytes, 0));
         }
     }
 }
@@ -436,7 +510,7 @@ mod tests {
         log.finish(&line, status, bytes, Duration::from_micros(1234));
         log.flush();
         match batches.try_recv() {
-            Ok(Batch::Lines(bytes, _)) => String::from_utf8(bytes).unwrap(),
+            Ok(Batch::Lines(bytes, _, _)) => String::from_utf8(bytes).unwrap(),
             _ => panic!("no lines"),
         }
     }
@@ -489,5 +563,37 @@ mod tests {
         }
         assert_eq!(log.metrics.access_log_dropped.get(), 4, "two batches of two lines");
         assert_eq!(batches.try_iter().count(), 4);
+    }
+
+    /// An output that refuses every write (a closed pipe).
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_a_failed_write_lost_are_counted_at_the_next_hand_over() {
+        let (log, batches) = log(LogFormat::Text);
+        let mut line = LogLine::default();
+        log.start_unparsed(&mut line, None);
+        for _ in 0..3 {
+            log.finish(&line, 400, 0, Duration::ZERO);
+        }
+        log.flush();
+        let (to_writer, writer_gets) = mpsc::sync_channel(4);
+        to_writer.send(batches.try_recv().unwrap()).unwrap();
+        to_writer.send(Batch::End).unwrap();
+        write_batches(&writer_gets, &mut Closed, mpsc::channel().0);
+        assert_eq!(log.metrics.access_log_dropped.get(), 0, "not known to the core yet");
+        log.finish(&line, 400, 0, Duration::ZERO);
+        log.flush();
+        assert_eq!(log.metrics.access_log_dropped.get(), 3);
     }
 }

@@ -220,7 +220,7 @@ impl Cli {
                     None
                 }
             }),
-            log_format: if self.log_format == "json" { LogFormat::Json } else { LogFormat::Text },
+            log_format: self.log_format(),
             forwarded_allow_ips: self
                 .forwarded_allow_ips
                 .parse()
@@ -229,6 +229,17 @@ impl Cli {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+impl Cli {
+    /// The format of log lines and access-log lines.
+    pub fn log_format(&self) -> LogFormat {
+        if self.log_format == "json" {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        }
     }
 }
 

@@ -549,6 +549,7 @@ pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
 /// Answers a connection over `--max-connections` with 503 and closes it:
 /// the client learns why, instead of a reset or an unbounded wait.
 async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
+    core.metrics.count_response(503);
     let mut out = Vec::with_capacity(256);
     let mut response = Response::service_unavailable();
     let body_len = match response.body_ref() {
@@ -829,10 +830,11 @@ impl<A: App> Conn<A> {
                     self.rbuf.consume(len);
                     self.head_started = None;
                     let started = self.core.timed.then(Instant::now);
-                    let next = self.handle(head).await?;
+                    let next = self.handle(head).await;
                     if let Some(started) = started {
                         self.record(started.elapsed());
                     }
+                    let next = next?;
                     if next == Next::Close {
                         self.flush().await?;
                         return Ok(Busy::Ended(Next::Close));
@@ -872,16 +874,18 @@ impl<A: App> Conn<A> {
                             return Ok(Busy::Ended(Next::Close));
                         }
                         Fill::TimedOut => {
-                            self.time_out(TimeoutKind::RequestHeader).await?;
+                            let answered = self.time_out(TimeoutKind::RequestHeader).await;
                             self.log_unparsed();
+                            answered?;
                             return Ok(Busy::Ended(Next::Close));
                         }
                     }
                 }
                 Err(e) => {
                     let is_head = is_head_request(self.rbuf.filled());
-                    self.refuse(e, is_head).await?;
+                    let answered = self.refuse(e, is_head).await;
                     self.log_unparsed();
+                    answered?;
                     return Ok(Busy::Ended(Next::Close));
                 }
             }
@@ -957,13 +961,15 @@ impl<A: App> Conn<A> {
 
     /// Records a request that was handled (from its parsed head) in the
     /// duration histogram and the access log.
+    /// Only a request that got a response is recorded (one whose body
+    /// never came got none), also when writing the response failed.
     fn record(&self, elapsed: Duration) {
+        if self.status == 0 {
+            return;
+        }
         self.core.metrics.duration.observe(elapsed);
         if let Some(log) = &self.core.access_log {
-            // A request whose body never came was not answered.
-            if self.status != 0 {
-                log.finish(&self.log_line, self.status, self.body_bytes, elapsed);
-            }
+            log.finish(&self.log_line, self.status, self.body_bytes, elapsed);
         }
     }
 

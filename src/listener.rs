@@ -19,12 +19,12 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tracing::warn;
 
 /// Where clients reach the server.
@@ -46,11 +46,17 @@ impl fmt::Display for Endpoint {
 }
 
 /// One Unix socket at `path`, shared by `count` cores (each gets its own
-/// descriptor of it). A file left at `path` by a server that is gone is
-/// replaced; a socket another server still listens on is an error. The
-/// socket is made readable and writable by every user (as uvicorn does):
-/// restrict access with the directory's permissions.
-pub(crate) fn bind_unix(path: &Path, count: usize, backlog: u32) -> io::Result<Vec<Socket>> {
+/// descriptor of it), and the identity of the file it made (see
+/// [`remove_unix`]). A socket file nobody listens on any more (connecting
+/// is refused) is replaced; any other file, or a socket whose owner cannot
+/// be told (connecting fails otherwise), is an error. The socket is made
+/// readable and writable by every user (as uvicorn does): restrict access
+/// with the directory's permissions.
+pub(crate) fn bind_unix(
+    path: &Path,
+    count: usize,
+    backlog: u32,
+) -> io::Result<(Vec<Socket>, (u64, u64))> {
     if let Ok(meta) = fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(io::Error::new(
@@ -58,17 +64,49 @@ pub(crate) fn bind_unix(path: &Path, count: usize, backlog: u32) -> io::Result<V
                 "a file that is not a socket is in the way",
             ));
         }
-        if UnixStream::connect(path).is_ok() {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, "another server listens on it"));
+        match UnixStream::connect(path) {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => fs::remove_file(path)?,
+            Err(e) => {
+                return Err(io::Error::new(e.kind(), format!("cannot tell if it is in use: {e}")))
+            }
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another server listens on it",
+                ))
+            }
         }
-        fs::remove_file(path)?;
     }
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_cloexec(true)?;
-    socket.bind(&socket2::SockAddr::unix(path)?)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o666))?;
+    // The file gets its mode from the umask when it is made: a chmod after
+    // would follow whatever replaced the path meanwhile.
+    let bound = with_umask(0o111, || socket.bind(&socket2::SockAddr::unix(path)?));
+    bound?;
+    let meta = fs::symlink_metadata(path)?;
     socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-    shared(socket, count)
+    Ok((shared(socket, count)?, (meta.dev(), meta.ino())))
+}
+
+/// Removes the socket file `bind_unix` made, unless something else has
+/// taken the path since (another server's socket, in a restart).
+pub(crate) fn remove_unix(path: &Path, made: (u64, u64)) {
+    let ours = fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == made);
+    if ours {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// Runs `f` with the process's umask set to `mask`, then restores it.
+fn with_umask<T>(mask: libc::mode_t, f: impl FnOnce() -> T) -> T {
+    // SAFETY: umask(2) only swaps the process's file-creation mask; it is
+    // restored below. It is set while the server starts, before its cores
+    // and threads create files.
+    let previous = unsafe { libc::umask(mask) };
+    let result = f();
+    // SAFETY: as above.
+    unsafe { libc::umask(previous) };
+    result
 }
 
 /// The listening socket a service manager handed over as descriptor `fd`,
@@ -76,18 +114,20 @@ pub(crate) fn bind_unix(path: &Path, count: usize, backlog: u32) -> io::Result<V
 pub(crate) fn inherit(fd: RawFd, count: usize) -> io::Result<(Vec<Socket>, Endpoint)> {
     // SAFETY: fcntl(F_GETFD) only reads the descriptor's flags; it fails
     // with EBADF, writing nothing, when `fd` is not open.
-    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
         return Err(io::Error::new(io::ErrorKind::NotFound, "not an open descriptor"));
     }
-    // SAFETY: the descriptor is open (checked above) and was handed to this
-    // process to listen on; nothing else in the process owns it.
-    let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let not_listening = || io::Error::new(io::ErrorKind::InvalidInput, "not a listening socket");
-    if socket.r#type().map_err(|_| not_listening())? != Type::STREAM || !socket.is_listener()? {
-        // Do not close what is not ours to use.
-        std::mem::forget(socket);
-        return Err(not_listening());
+    // SAFETY: the descriptor is open (checked above) and outlives this
+    // borrow, which only reads its socket options.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let probe = SockRef::from(&borrowed);
+    let is_stream = probe.r#type().is_ok_and(|t| t == Type::STREAM);
+    if !is_stream || !probe.is_listener().unwrap_or(false) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a listening socket"));
     }
+    // SAFETY: the descriptor is an open listening socket (checked above),
+    // handed to this process to listen on; nothing else in it owns it.
+    let socket = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
     socket.set_cloexec(true)?;
     let local = socket.local_addr()?;
     let endpoint = match (local.as_socket(), local.as_pathname()) {

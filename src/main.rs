@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 use uring_serve::apps::BenchApp;
 use uring_serve::cli::{self, Cli};
-use uring_serve::Server;
+use uring_serve::{LogFormat, Server};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(&cli.log_level, cli.log_format == "json");
+    init_logging(&cli.log_level, cli.log_format() == LogFormat::Json);
 
     let config = match cli.to_config() {
         Ok(config) => config,

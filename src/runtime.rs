@@ -288,50 +288,13 @@ impl Builder {
         let chosen = config.cores.resolve(&cores::allowed()).map_err(StartError::Cores)?;
         sys::check_io_uring().map_err(StartError::IoUring)?;
         sys::ensure_memlock(sys::MIN_MEMLOCK_BYTES).map_err(StartError::Memlock)?;
-        let count = chosen.len();
-        let (sockets, endpoint) = match (&config.unix_socket, config.listen_fd) {
-            (Some(path), _) => listener::bind_unix(path, count, config.backlog)
-                .map(|sockets| (sockets, Endpoint::Unix(path.clone())))
-                .map_err(|source| StartError::Listen {
-                    on: format!("--uds {}", path.display()),
-                    source,
-                })?,
-            (None, Some(fd)) => listener::inherit(fd, count)
-                .map_err(|source| StartError::Listen { on: format!("--fd {fd}"), source })?,
-            (None, None) => {
-                listener::bind_all(config.addr, count, config.backlog, config.join_reuseport)
-                    .map(|(sockets, local)| (sockets, Endpoint::Tcp(local)))
-                    .map_err(|source| {
-                        if source.kind() == io::ErrorKind::AddrInUse {
-                            StartError::AddrInUse(config.addr)
-                        } else {
-                            StartError::Bind { addr: config.addr, source }
-                        }
-                    })?
-            }
-        };
-        let local_addr = match &endpoint {
-            Endpoint::Tcp(addr) => *addr,
-            Endpoint::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
-        // The socket file goes when the server stops; an inherited socket
-        // is its manager's.
-        let remove_on_stop = config.unix_socket.clone();
-        // An inherited socket is its manager's: it is never shut down.
-        let owned = config.listen_fd.is_none();
-        let shutdown = ShutdownSignal::new(sockets, owned, config.drain_delay)
-            .map_err(|e| StartError::Executor { core: chosen[0], reason: e.to_string() })?;
+        // What else listens or writes starts first: should binding fail,
+        // dropping them stops them.
         let metrics: Vec<Arc<CoreMetrics>> = chosen.iter().map(|_| Arc::default()).collect();
         let exporter = match config.metrics {
             Some(addr) => {
                 let cores = chosen.iter().copied().zip(metrics.iter().cloned()).collect();
-                Some(Exporter::start(addr, cores).map_err(|source| {
-                    if source.kind() == io::ErrorKind::AddrInUse {
-                        StartError::AddrInUse(addr)
-                    } else {
-                        StartError::Bind { addr, source }
-                    }
-                })?)
+                Some(Exporter::start(addr, cores).map_err(|source| bind_error(addr, source))?)
             }
             None => None,
         };
@@ -342,6 +305,37 @@ impl Builder {
             ),
             None => None,
         };
+        let count = chosen.len();
+        let mut unix_made = None;
+        let (sockets, endpoint) = match (&config.unix_socket, config.listen_fd) {
+            (Some(path), _) => listener::bind_unix(path, count, config.backlog)
+                .map(|(sockets, made)| {
+                    unix_made = Some((path.clone(), made));
+                    (sockets, Endpoint::Unix(path.clone()))
+                })
+                .map_err(|source| StartError::Listen {
+                    on: format!("--uds {}", path.display()),
+                    source,
+                })?,
+            (None, Some(fd)) => listener::inherit(fd, count)
+                .map_err(|source| StartError::Listen { on: format!("--fd {fd}"), source })?,
+            (None, None) => {
+                listener::bind_all(config.addr, count, config.backlog, config.join_reuseport)
+                    .map(|(sockets, local)| (sockets, Endpoint::Tcp(local)))
+                    .map_err(|source| bind_error(config.addr, source))?
+            }
+        };
+        let local_addr = match &endpoint {
+            Endpoint::Tcp(addr) => *addr,
+            Endpoint::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        // The socket file goes when the server stops; an inherited socket
+        // is its manager's.
+        let remove_on_stop = unix_made;
+        // An inherited socket is its manager's: it is never shut down.
+        let owned = config.listen_fd.is_none();
+        let shutdown = ShutdownSignal::new(sockets, owned, config.drain_delay)
+            .map_err(|e| StartError::Executor { core: chosen[0], reason: e.to_string() })?;
         let mut handle = ServerHandle {
             local_addr,
             endpoint: endpoint.clone(),
@@ -409,6 +403,15 @@ impl Builder {
         }
         info!("listening on {endpoint} (cores {})", cores::format_list(&ids));
         Ok(handle)
+    }
+}
+
+/// The start error for a TCP address that cannot be listened on.
+fn bind_error(addr: SocketAddr, source: io::Error) -> StartError {
+    if source.kind() == io::ErrorKind::AddrInUse {
+        StartError::AddrInUse(addr)
+    } else {
+        StartError::Bind { addr, source }
     }
 }
 
@@ -625,7 +628,7 @@ where
         conn::drain(&state, config.timeout_graceful_shutdown).await;
         state.app.on_stop(&state.cx).await;
         if let Some(log) = &access_log {
-            log.flush();
+            log.flush_last();
         }
         CoreExit::Stopped
     })
@@ -639,8 +642,8 @@ where
 pub struct ServerHandle {
     local_addr: SocketAddr,
     endpoint: Endpoint,
-    /// The Unix socket file this server made.
-    remove_on_stop: Option<PathBuf>,
+    /// The Unix socket file this server made, and its identity.
+    remove_on_stop: Option<(PathBuf, (u64, u64))>,
     cores: Vec<CoreId>,
     threads: Vec<(CoreId, JoinHandle<()>)>,
     shutdown: ShutdownSignal,
@@ -710,8 +713,8 @@ impl ServerHandle {
         if let Some(access_log) = &mut self.access_log {
             access_log.finish();
         }
-        if let Some(path) = self.remove_on_stop.take() {
-            let _ = std::fs::remove_file(path);
+        if let Some((path, made)) = self.remove_on_stop.take() {
+            listener::remove_unix(&path, made);
         }
         if panicked.is_empty() {
             Ok(())

@@ -68,3 +68,16 @@ fn a_socket_another_server_listens_on_is_refused() {
     assert!(line.starts_with("--uds ") && line.ends_with("another server listens on it"), "{line}");
     assert!(path.exists(), "the other server's socket is left alone");
 }
+
+#[test]
+fn a_stopping_server_leaves_a_socket_that_took_its_path() {
+    let path = socket_path("taken");
+    let server = serve_on(&path, Cores::Count(1));
+    // A new server took the path over (as in a restart).
+    std::fs::remove_file(&path).unwrap();
+    let _successor = UnixListener::bind(&path).unwrap();
+    server.shutdown();
+    server.join().unwrap();
+    assert!(path.exists(), "the successor's socket file was removed");
+    let _ = std::fs::remove_file(&path);
+}

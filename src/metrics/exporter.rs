@@ -3,8 +3,9 @@
 //!
 //! It never runs on a core: a scrape cannot queue behind user traffic, and
 //! user traffic never waits for a scrape. One scrape is answered at a time,
-//! each connection closed after its answer; reads and writes give up after
-//! a few seconds, so a stuck scraper cannot hold the listener for long.
+//! each connection closed after its answer; a connection gets
+//! [`IO_TIMEOUT`] in all to send its request and take the answer, so a slow
+//! or stuck scraper cannot hold the listener for longer.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -12,7 +13,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, warn};
 
@@ -21,13 +22,12 @@ use super::CoreMetrics;
 use crate::cores::CoreId;
 use crate::http::{self, Limits, Method};
 
-/// How long a scraper may take to send its request or read the answer.
+/// How long one scrape connection may take, request and answer together.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest scrape request head.
 const MAX_HEAD_BYTES: usize = 8 << 10;
 
-/// A running metrics listener. Dropping it does not stop it: call
-/// [`Exporter::stop`].
+/// A running metrics listener; stopped when dropped.
 #[derive(Debug)]
 pub(crate) struct Exporter {
     addr: SocketAddr,
@@ -90,13 +90,27 @@ fn serve(listener: &TcpListener, cores: &[(CoreId, Arc<CoreMetrics>)], stopping:
     }
 }
 
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Answers one scrape connection: one request, one response, then close.
 fn answer(
     mut stream: TcpStream,
     cores: &[(CoreId, Arc<CoreMetrics>)],
     body: &mut String,
 ) -> io::Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "the scrape took too long"))
+        } else {
+            Ok(Some(left))
+        }
+    };
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let limits = Limits { max_header_bytes: MAX_HEAD_BYTES, max_headers: 100, max_body_bytes: 0 };
     let mut buf = Vec::with_capacity(1024);
@@ -107,6 +121,7 @@ fn answer(
             Ok(None) if buf.len() < MAX_HEAD_BYTES => {}
             Ok(None) | Err(_) => return respond(&mut stream, 400, false, "bad request\n"),
         }
+        stream.set_read_timeout(left()?)?;
         match stream.read(&mut chunk)? {
             0 => return Ok(()),
             n => buf.extend_from_slice(&chunk[..n]),
@@ -121,6 +136,7 @@ fn answer(
     }
     body.clear();
     text::render(cores, body);
+    stream.set_write_timeout(left()?)?;
     respond(&mut stream, 200, is_head, body)
 }
 

@@ -254,11 +254,14 @@ pub struct Metrics {
     pub requests: u64,
     /// Requests admitted and not yet answered.
     pub requests_in_flight: u64,
-    /// Requests answered 503 by admission control or a full blocking pool.
+    /// Requests answered 503 by admission control, and blocking jobs a
+    /// full pool refused (`BlockingError::Overloaded`, which the
+    /// application usually answers with 503).
     pub requests_shed: u64,
     /// Requests refused by the parser (4xx/5xx before the application).
     pub requests_refused: u64,
-    /// Requests answered 408: the head or body did not arrive in time.
+    /// Requests whose head or body did not arrive in time: answered 408
+    /// when part of them had arrived, closed silently when nothing had.
     pub requests_timed_out: u64,
     /// Responses sent, by status class: `responses[0]` counts 1xx, up to
     /// `responses[4]` for 5xx.

@@ -35,7 +35,7 @@ pub(crate) fn render(cores: &[(CoreId, Arc<CoreMetrics>)], out: &mut String) {
     family.head(
         "request_duration_seconds",
         "histogram",
-        "Time from a request's head to its whole response, for requests with a parsed head.",
+        "Time from a request's parsed head until its response is ready to send.",
     );
     for (core, m) in cores {
         let (cumulative, sum_us) = m.duration.read();
