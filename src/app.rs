@@ -278,6 +278,11 @@ pub enum Body {
     Full(Cow<'static, [u8]>),
     /// A body of unknown length, sent as it is produced.
     Stream(BodyStream),
+    /// A body of known length, sent with `Content-Length` as it is
+    /// produced (a file, say). A stream that ends short of the length, runs
+    /// past it, or fails closes the connection: the client sees a
+    /// truncated body, never a wrong one.
+    Sized(BodyStream, u64),
 }
 
 impl fmt::Debug for Body {
@@ -286,6 +291,7 @@ impl fmt::Debug for Body {
             Body::Empty => f.write_str("Body::Empty"),
             Body::Full(bytes) => write!(f, "Body::Full({} bytes)", bytes.len()),
             Body::Stream(_) => f.write_str("Body::Stream"),
+            Body::Sized(_, len) => write!(f, "Body::Sized({len} bytes)"),
         }
     }
 }
@@ -385,6 +391,17 @@ impl Response {
         stream: impl Stream<Item = Result<Vec<u8>, BoxError>> + 'static,
     ) -> Response {
         self.body = Body::Stream(Box::pin(stream));
+        self
+    }
+
+    /// Sets a body of `len` bytes produced by `stream`, sent with
+    /// `Content-Length` (see [`Body::Sized`]).
+    pub fn stream_sized(
+        mut self,
+        len: u64,
+        stream: impl Stream<Item = Result<Vec<u8>, BoxError>> + 'static,
+    ) -> Response {
+        self.body = Body::Sized(Box::pin(stream), len);
         self
     }
 

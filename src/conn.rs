@@ -1158,6 +1158,7 @@ impl<A: App> Conn<A> {
             BodyKind::Stream if is_head => (ResponseFraming::None, keep_alive),
             BodyKind::Stream if http10 => (ResponseFraming::CloseDelimited, false),
             BodyKind::Stream => (ResponseFraming::Chunked, keep_alive),
+            BodyKind::Sized(len) => (ResponseFraming::Length(len), keep_alive),
         };
         http::encode_end(framing, keep_alive, http10, &mut self.wbuf);
         let next = if keep_alive { Next::KeepAlive } else { Next::Close };
@@ -1175,9 +1176,11 @@ impl<A: App> Conn<A> {
                 self.wbuf.extend_from_slice(&bytes);
                 Unsent::Nothing(next)
             }
-            Body::Stream(stream) => {
-                Unsent::Stream(stream, framing == ResponseFraming::Chunked, next)
+            Body::Stream(stream) if framing == ResponseFraming::Chunked => {
+                Unsent::Stream(stream, StreamFraming::Chunked, next)
             }
+            Body::Stream(stream) => Unsent::Stream(stream, StreamFraming::UntilClose, next),
+            Body::Sized(stream, len) => Unsent::Stream(stream, StreamFraming::Exactly(len), next),
         }
     }
 
@@ -1191,16 +1194,23 @@ impl<A: App> Conn<A> {
                 write_within(&self.io, OpBuf::Bytes(bytes), Some(stall)).await.0?;
                 Ok(next)
             }
-            Unsent::Stream(stream, chunked, next) => {
-                self.stream_body(stream, chunked).await?;
+            Unsent::Stream(stream, framing, next) => {
+                self.stream_body(stream, framing).await?;
                 Ok(next)
             }
         }
     }
 
-    /// Writes a streamed body chunk by chunk. A failing or panicking stream
-    /// ends the connection without the final chunk.
-    async fn stream_body(&mut self, mut stream: BodyStream, chunked: bool) -> io::Result<()> {
+    /// Writes a streamed body chunk by chunk, each after the previous one
+    /// was taken by the socket (one chunk in memory per connection). A
+    /// failing or panicking stream, or a sized one that runs short or long,
+    /// ends the connection without completing the body.
+    async fn stream_body(
+        &mut self,
+        mut stream: BodyStream,
+        framing: StreamFraming,
+    ) -> io::Result<()> {
+        let chunked = framing == StreamFraming::Chunked;
         loop {
             self.flush().await?;
             let item = AssertUnwindSafe(stream.next()).catch_unwind().await;
@@ -1208,6 +1218,12 @@ impl<A: App> Conn<A> {
                 Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
                 Ok(Some(Ok(chunk))) => {
                     self.body_bytes += chunk.len() as u64;
+                    if let StreamFraming::Exactly(len) = framing {
+                        if self.body_bytes > len {
+                            error!(peer = %self.peer, "response body ran past its length {len}");
+                            return Err(io::Error::other("response body ran past its length"));
+                        }
+                    }
                     if chunked {
                         // Writing into a Vec cannot fail.
                         let _ = write!(self.wbuf, "{:x}\r\n", chunk.len());
@@ -1218,8 +1234,16 @@ impl<A: App> Conn<A> {
                     }
                 }
                 Ok(None) => {
-                    if chunked {
-                        self.wbuf.extend_from_slice(b"0\r\n\r\n");
+                    match framing {
+                        StreamFraming::Chunked => self.wbuf.extend_from_slice(b"0\r\n\r\n"),
+                        StreamFraming::Exactly(len) if self.body_bytes != len => {
+                            let sent = self.body_bytes;
+                            error!(peer = %self.peer, "response body ended at {sent} of {len} bytes");
+                            // What was produced goes out; the close marks it short.
+                            self.flush().await?;
+                            return Err(io::Error::other("response body ended short"));
+                        }
+                        _ => {}
                     }
                     return Ok(());
                 }
@@ -1246,14 +1270,26 @@ enum Unsent {
     Nothing(Next),
     /// A body too large to copy into the write buffer.
     Bytes(Cow<'static, [u8]>, Next),
-    /// A streamed body, chunked or not.
-    Stream(BodyStream, bool, Next),
+    /// A streamed body.
+    Stream(BodyStream, StreamFraming, Next),
+}
+
+/// How a streamed body is delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamFraming {
+    /// Chunked transfer coding.
+    Chunked,
+    /// Raw, ended by closing the connection (HTTP/1.0).
+    UntilClose,
+    /// Raw, exactly this many bytes (the `Content-Length` sent).
+    Exactly(u64),
 }
 
 enum BodyKind {
     Empty,
     Full(usize),
     Stream,
+    Sized(u64),
 }
 
 fn response_body(response: &Response) -> BodyKind {
@@ -1261,6 +1297,7 @@ fn response_body(response: &Response) -> BodyKind {
         Body::Empty => BodyKind::Empty,
         Body::Full(bytes) => BodyKind::Full(bytes.len()),
         Body::Stream(_) => BodyKind::Stream,
+        Body::Sized(_, len) => BodyKind::Sized(*len),
     }
 }
 
