@@ -13,7 +13,8 @@ use crate::cores::Cores;
 use crate::StartError;
 
 /// An io_uring, thread-per-core HTTP/1.1 server. Serves the built-in `bench`
-/// application: /plaintext, /json, /echo, /sleep?ms=N.
+/// application (/plaintext, /json, /echo, /sleep?ms=N), or with --static DIR
+/// the files of a directory.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "uring-serve", version, about, long_about = None)]
 pub struct Cli {
@@ -152,6 +153,21 @@ pub struct Cli {
         help_heading = "Operations"
     )]
     pub forwarded_allow_ips: String,
+
+    /// Serve the files of DIR (GET and HEAD) instead of the bench
+    /// application.
+    #[arg(
+        long = "static",
+        env = "URING_SERVE_STATIC",
+        value_name = "DIR",
+        help_heading = "Applications"
+    )]
+    pub static_dir: Option<std::path::PathBuf>,
+
+    /// With --static: also serve names starting with a dot (`.well-known`,
+    /// but also `.git`, `.env`).
+    #[arg(long, env = "URING_SERVE_STATIC_HIDDEN", help_heading = "Applications")]
+    pub static_hidden: bool,
 
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set,
     /// takes precedence with a full filter (e.g. `uring_serve=debug`).

@@ -14,7 +14,7 @@ use signal_hook::iterator::Signals;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-use uring_serve::apps::BenchApp;
+use uring_serve::apps::{BenchApp, StaticDir, StaticFiles};
 use uring_serve::cli::{self, Cli};
 use uring_serve::{LogFormat, Server};
 
@@ -40,7 +40,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let server = match Server::builder().config(config).serve(BenchApp::new) {
+    let builder = Server::builder().config(config);
+    let started = match &cli.static_dir {
+        Some(root) => match StaticDir::open(root, cli.static_hidden) {
+            Ok(dir) => builder.serve(move |_| StaticFiles::new(&dir)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => builder.serve(BenchApp::new),
+    };
+    let server = match started {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");

@@ -4,16 +4,270 @@
 //! What is decided without touching a file lives in pure modules: which
 //! path a request names (`path`), which bytes a `Range` asks for
 //! (`range`), and what the validators and conditional headers say
-//! (`validators`). Opening and reading files is the application's own
-//! code, on the core.
+//! (`validators`). This module opens and reads.
+//!
+//! Opening: `openat2` below the directory's descriptor with
+//! `RESOLVE_BENEATH` (`sys::open_beneath`), so the kernel refuses any
+//! symbolic link or `..` that would resolve outside it, whatever the path;
+//! the request path was already stripped of `..`, encoded slashes and hidden
+//! names. Reading: through glommio's `BufferedFile` (io_uring reads from
+//! the page cache). A file of at most [`WHOLE_BYTES`] goes out with its head
+//! in one write; a larger one is streamed in [`CHUNK_BYTES`] chunks, each read
+//! once the socket took the previous one, so a connection holds one chunk
+//! at most, and a client that stops reading is cut by the write timeout.
+//! A file that shrinks under a response ends it short: the connection
+//! closes, never a wrong `Content-Length`.
 
 mod path;
 mod range;
 mod validators;
 
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use futures_lite::stream;
+use glommio::io::BufferedFile;
+use tracing::error;
+
+use crate::app::{App, BoxError, Context, Request, Response};
+use crate::http::{HttpDate, Method};
+use crate::sys;
+use path::Relative;
+use range::Selection;
+use validators::Version;
+
+/// Files up to this size are read whole and sent with their head.
+const WHOLE_BYTES: u64 = 64 << 10;
+/// Larger files are streamed in chunks of this size.
+const CHUNK_BYTES: u64 = 256 << 10;
+
+/// The directory to serve, checked when the server starts.
+#[derive(Debug, Clone)]
+pub struct StaticDir {
+    /// The directory, opened (`O_PATH`): what every core opens files below.
+    dir: Arc<OwnedFd>,
+    /// Whether names starting with `.` are served.
+    hidden: bool,
+}
+
+impl StaticDir {
+    /// Opens `root` for serving: an error (a line saying what is wrong)
+    /// when it is missing, not a directory, or not readable.
+    pub fn open(root: &Path, hidden: bool) -> Result<StaticDir, String> {
+        let fail = |why: String| format!("--static {}: {why}", root.display());
+        let meta = fs::metadata(root).map_err(|e| fail(e.to_string()))?;
+        if !meta.is_dir() {
+            return Err(fail("not a directory".into()));
+        }
+        fs::read_dir(root).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        let dir = fs::File::open(root).map_err(|e| fail(format!("cannot open it: {e}")))?;
+        Ok(StaticDir { dir: Arc::new(OwnedFd::from(dir)), hidden })
+    }
+}
+
+/// The static-file application of one core.
+#[derive(Debug)]
+pub struct StaticFiles {
+    dir: StaticDir,
+}
+
+impl StaticFiles {
+    /// Serves `dir`.
+    pub fn new(dir: &StaticDir) -> StaticFiles {
+        StaticFiles { dir: dir.clone() }
+    }
+
+    /// Opens what `relative` names: a regular file, or a directory's
+    /// `index.html`. Returns it with its `stat` and the name that decides
+    /// its type, or the response that refuses it.
+    fn open(
+        &self,
+        req: &Request,
+        relative: &Relative,
+    ) -> Result<(OwnedFd, libc::stat, Vec<u8>), Response> {
+        let name = if relative.bytes.is_empty() { b".".to_vec() } else { relative.bytes.clone() };
+        let (file, stat) = self.open_one(&name)?;
+        match stat.st_mode & libc::S_IFMT {
+            libc::S_IFREG => Ok((file, stat, name)),
+            libc::S_IFDIR if !relative.directory => {
+                // As nginx: the directory's URL ends with a slash, so that
+                // the index's relative links resolve inside it.
+                let location = match req.query() {
+                    Some(query) => format!("{}/?{query}", req.path()),
+                    None => format!("{}/", req.path()),
+                };
+                Err(text(301, "moved\n").header("location", location))
+            }
+            libc::S_IFDIR => {
+                let mut index = name;
+                index.extend_from_slice(b"/index.html");
+                let (file, stat) = self.open_one(&index)?;
+                if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+                    return Err(not_found());
+                }
+                Ok((file, stat, index))
+            }
+            _ => Err(not_found()),
+        }
+    }
+
+    fn open_one(&self, name: &[u8]) -> Result<(OwnedFd, libc::stat), Response> {
+        // The request path held no NUL (`path` refuses it).
+        let path = CString::new(name).map_err(|_| not_found())?;
+        let file = sys::open_beneath(self.dir.dir.as_fd(), &path).map_err(|e| refusal(&e))?;
+        let stat = sys::fstat(file.as_fd()).map_err(|e| refusal(&e))?;
+        Ok((file, stat))
+    }
+}
+
+impl App for StaticFiles {
+    async fn call(&self, req: Request, _cx: &Context) -> Response {
+        let is_head = req.method() == Method::Head;
+        if !matches!(req.method(), Method::Get | Method::Head) {
+            return text(405, "GET or HEAD\n").header("allow", "GET, HEAD");
+        }
+        let Some(relative) = path::relative_path(req.path(), self.dir.hidden) else {
+            return not_found();
+        };
+        let (file, stat, name) = match self.open(&req, &relative) {
+            Ok(found) => found,
+            Err(refused) => return refused,
+        };
+        let len = u64::try_from(stat.st_size).unwrap_or(0);
+        let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
+        let modified = UNIX_EPOCH + Duration::new(u64::try_from(stat.st_mtime).unwrap_or(0), nanos);
+        let version = Version { modified, len };
+        let etag = version.etag();
+        let last_modified = HttpDate::from_system_time(modified);
+        let last_modified = String::from_utf8_lossy(last_modified.as_bytes()).into_owned();
+        let validated = |response: Response| {
+            response.header("etag", etag.clone()).header("last-modified", last_modified.clone())
+        };
+        let not_modified = validators::is_not_modified(
+            &version,
+            &etag,
+            req.header("if-none-match"),
+            req.header("if-modified-since"),
+        );
+        if not_modified {
+            return validated(Response::new(304));
+        }
+        let selection = if validators::range_applies(&version, &etag, req.header("if-range")) {
+            range::select(req.header("range"), len)
+        } else {
+            Selection::Whole
+        };
+        let (status, first, count) = match selection {
+            Selection::Whole => (200, 0, len),
+            Selection::Part { first, last } => (206, first, last - first + 1),
+            Selection::Unsatisfiable => {
+                return text(416, "range not satisfiable\n")
+                    .header("content-range", format!("bytes */{len}"));
+            }
+        };
+        let mut response = validated(Response::new(status))
+            .header("content-type", content_type(&name))
+            .header("accept-ranges", "bytes");
+        if status == 206 {
+            let last = first + count - 1;
+            response = response.header("content-range", format!("bytes {first}-{last}/{len}"));
+        }
+        if is_head {
+            return response.stream_sized(count, stream::empty());
+        }
+        let file = buffered(file);
+        if count <= WHOLE_BYTES {
+            return match read_exactly(&file, first, count).await {
+                Ok(bytes) if bytes.len() as u64 == count => response.body(bytes),
+                // The file shrank: send what there is, and the connection
+                // closes short of the length.
+                Ok(bytes) => response.stream_sized(count, stream::once(Ok(bytes))),
+                Err(e) => {
+                    error!("static file read failed: {e}");
+                    Response::internal_error()
+                }
+            };
+        }
+        response.stream_sized(count, chunks(file, first, count))
+    }
+}
+
+/// The descriptor as a glommio file, read through the core's ring.
+fn buffered(file: OwnedFd) -> BufferedFile {
+    // SAFETY: `file` is an open regular file this call owns; the
+    // BufferedFile takes it over and closes it when dropped.
+    unsafe { BufferedFile::from_raw_fd(file.into_raw_fd()) }
+}
+
+/// Up to `count` bytes from `first`: fewer only at the end of the file.
+async fn read_exactly(file: &BufferedFile, first: u64, count: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    while (bytes.len() as u64) < count {
+        let want = usize::try_from(count - bytes.len() as u64).unwrap_or(usize::MAX);
+        let got = file.read_at(first + bytes.len() as u64, want).await.map_err(io::Error::from)?;
+        if got.is_empty() {
+            break;
+        }
+        bytes.extend_from_slice(&got);
+    }
+    Ok(bytes)
+}
+
+/// `count` bytes from `first`, in chunks read one at a time as the
+/// connection asks for them; ends early at the end of the file.
+fn chunks(
+    file: BufferedFile,
+    first: u64,
+    count: u64,
+) -> impl futures_lite::Stream<Item = Result<Vec<u8>, BoxError>> {
+    stream::unfold(Some((file, first, count)), |state| async move {
+        let (file, at, left) = state?;
+        if left == 0 {
+            return None;
+        }
+        match read_exactly(&file, at, left.min(CHUNK_BYTES)).await {
+            Ok(bytes) if bytes.is_empty() => None,
+            Ok(bytes) => {
+                let next = (file, at + bytes.len() as u64, left - bytes.len() as u64);
+                Some((Ok(bytes), Some(next)))
+            }
+            Err(e) => Some((Err(BoxError::from(e)), None)),
+        }
+    })
+}
+
+/// The answer to a file that cannot be opened.
+fn refusal(e: &io::Error) -> Response {
+    match e.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) => text(403, "forbidden\n"),
+        // Missing, not a directory on the way, outside the directory
+        // (EXDEV), a link loop: not here.
+        Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::ELOOP | libc::ENAMETOOLONG) => {
+            not_found()
+        }
+        _ => {
+            error!("static file open failed: {e}");
+            Response::internal_error()
+        }
+    }
+}
+
+fn not_found() -> Response {
+    text(404, "not found\n")
+}
+
+fn text(status: u16, body: &'static str) -> Response {
+    Response::new(status).header("content-type", "text/plain; charset=utf-8").body(body)
+}
+
 /// The `Content-Type` of a file, from its name's extension:
 /// `application/octet-stream` when unknown, `charset=utf-8` for text.
-pub(crate) fn content_type(name: &[u8]) -> String {
+fn content_type(name: &[u8]) -> String {
     let extension = name.rsplit(|&b| b == b'.').next().filter(|ext| ext.len() < name.len());
     let extension = extension.and_then(|ext| std::str::from_utf8(ext).ok()).unwrap_or("");
     let mime = mime_guess::from_ext(extension).first_or_octet_stream();
