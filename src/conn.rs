@@ -132,6 +132,8 @@ const SHED_LINGER: Duration = Duration::from_millis(500);
 /// Most bytes one read may make the read buffer grow by: a body is read as
 /// it arrives, not reserved whole from its declared length.
 const MAX_READ_GROWTH: usize = 64 << 10;
+/// A file body is read and written in chunks of this size.
+const FILE_CHUNK_BYTES: usize = 64 << 10;
 /// Pending responses beyond this are written before more are produced.
 const WRITE_HIGH_WATER: usize = 64 << 10;
 /// Idle workers a core keeps beyond a sweep (see [`work`]).
@@ -1181,6 +1183,7 @@ impl<A: App> Conn<A> {
             }
             Body::Stream(stream) => Unsent::Stream(stream, StreamFraming::UntilClose, next),
             Body::Sized(stream, len) => Unsent::Stream(stream, StreamFraming::Exactly(len), next),
+            Body::File { file, offset, len } => Unsent::File(file, offset, len, next),
         }
     }
 
@@ -1196,6 +1199,10 @@ impl<A: App> Conn<A> {
             }
             Unsent::Stream(stream, framing, next) => {
                 self.stream_body(stream, framing).await?;
+                Ok(next)
+            }
+            Unsent::File(file, offset, len, next) => {
+                self.send_file(&file, offset, len).await?;
                 Ok(next)
             }
         }
@@ -1259,6 +1266,36 @@ impl<A: App> Conn<A> {
         }
     }
 
+    /// Writes `len` bytes of `file` from `offset`: each chunk is read on the
+    /// ring straight into the write buffer, after what is pending there
+    /// (the head, the first time: a small file goes out in one write), and
+    /// written before the next is read. A file that ends early ends the
+    /// connection.
+    async fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut sent = 0;
+        while sent < len {
+            let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(FILE_CHUNK_BYTES);
+            let read =
+                self.core.ring.read_file(file.as_raw_fd(), &mut self.wbuf, want, offset + sent);
+            match read.await {
+                Ok(0) => {
+                    error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
+                    self.flush().await?;
+                    return Err(io::Error::other("file ended short"));
+                }
+                Ok(n) => sent += n as u64,
+                Err(e) => {
+                    error!(peer = %self.peer, "file read failed: {e}");
+                    return Err(e);
+                }
+            }
+            self.body_bytes = sent;
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     /// A server-side close: see [`linger`], for [`LINGER`] at most.
     async fn linger_close(&mut self) {
         linger(&self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
@@ -1272,6 +1309,8 @@ enum Unsent {
     Bytes(Cow<'static, [u8]>, Next),
     /// A streamed body.
     Stream(BodyStream, StreamFraming, Next),
+    /// A file's bytes: the file, offset and length.
+    File(std::fs::File, u64, u64, Next),
 }
 
 /// How a streamed body is delimited on the wire.
@@ -1297,7 +1336,7 @@ fn response_body(response: &Response) -> BodyKind {
         Body::Empty => BodyKind::Empty,
         Body::Full(bytes) => BodyKind::Full(bytes.len()),
         Body::Stream(_) => BodyKind::Stream,
-        Body::Sized(_, len) => BodyKind::Sized(*len),
+        Body::Sized(_, len) | Body::File { len, .. } => BodyKind::Sized(*len),
     }
 }
 

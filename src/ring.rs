@@ -260,6 +260,38 @@ impl Ring {
         })
     }
 
+    /// Reads up to `want` bytes of the file `fd` from `offset`, appended to
+    /// `buf` (after what it holds). Returns the count read (0: the end of
+    /// the file); `buf` is left empty if the future is dropped first (the
+    /// ring keeps the memory until the kernel is done with it).
+    pub(crate) async fn read_file(
+        &self,
+        fd: RawFd,
+        buf: &mut Vec<u8>,
+        want: usize,
+        offset: u64,
+    ) -> io::Result<usize> {
+        let mut data = std::mem::take(buf);
+        data.reserve(want);
+        let spare = data.spare_capacity_mut();
+        let (ptr, len) = (spare.as_mut_ptr().cast::<u8>(), want.min(spare.len()));
+        let len32 = u32::try_from(len).unwrap_or(u32::MAX);
+        // The spare capacity is in the vector's heap block, which does not
+        // move while the slot holds the vector.
+        let op = self.start(OpBuf::Vec(data), |_| {
+            opcode::Read::new(types::Fd(fd), ptr, len32).offset(offset).build()
+        });
+        let (result, back) = op.await;
+        if let OpBuf::Vec(mut data) = back {
+            let read = *result.as_ref().unwrap_or(&0);
+            // SAFETY: the kernel wrote `read` (at most `len`) bytes into the
+            // spare capacity just past the vector's length.
+            unsafe { data.set_len(data.len() + read.min(len)) };
+            *buf = data;
+        }
+        result
+    }
+
     fn start(&self, buf: OpBuf, entry: impl FnOnce(&[u8]) -> squeue::Entry) -> Op<'_> {
         let mut inner = self.inner.borrow_mut();
         let slot = match inner.free.pop() {

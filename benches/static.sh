@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Static files beside nginx: uring-serve --static DIR and nginx serving the
+# same directory, one core each, keep-alive wrk on 1 KiB, 64 KiB and 10 MiB
+# files, interleaved repeats; medians of requests/s and bytes/s.
+#
+#   benches/static.sh [REPEATS] [SECONDS]
+#
+# Pinning: server on CPU 0; wrk on CPU 0 too ("same core", the steadiest
+# setup on a VM) and on CPU 1 ("other core"). nginx runs one worker with
+# sendfile on, open_file_cache off, access_log off. Needs wrk and nginx
+# (apt-get install wrk nginx-light). Writes bench-results/static-<date>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPEATS=${1:-3}
+SECONDS_EACH=${2:-5}
+OUT=bench-results/static-$(date +%Y-%m-%d-%H%M)
+mkdir -p "$OUT"
+WORK=$(mktemp -d)
+trap 'pkill -f "nginx -c $WORK" 2>/dev/null || true; pkill -f "static $WORK/www" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+cargo build --release --quiet
+mkdir -p "$WORK/www" "$WORK/nginx/tmp"
+head -c 1024 /dev/urandom > "$WORK/www/1k.bin"
+head -c 65536 /dev/urandom > "$WORK/www/64k.bin"
+head -c 10485760 /dev/urandom > "$WORK/www/10m.bin"
+cat > "$WORK/nginx.conf" <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    client_body_temp_path $WORK/nginx/tmp;
+    proxy_temp_path $WORK/nginx/tmp;
+    fastcgi_temp_path $WORK/nginx/tmp;
+    uwsgi_temp_path $WORK/nginx/tmp;
+    scgi_temp_path $WORK/nginx/tmp;
+    server {
+        listen 127.0.0.1:18081;
+        root $WORK/www;
+    }
+}
+CONF
+
+start() { # NAME -> sets PID, PORT
+  case $1 in
+    nginx) PORT=18081; taskset -c 0 nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" >/dev/null 2>&1 & PID=$! ;;
+    uring-serve) PORT=18082; taskset -c 0 target/release/uring-serve --cores 1 --port $PORT --static "$WORK/www" >/dev/null 2>&1 & PID=$! ;;
+  esac
+  for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/1k.bin" && return; sleep 0.1; done
+  echo "$1 did not start" >&2; exit 1
+}
+stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
+
+echo "repeat,server,placement,file,requests_per_s,bytes_per_s" > "$OUT/results.csv"
+for rep in $(seq "$REPEATS"); do
+  for server in nginx uring-serve; do
+    start $server
+    for placement in same-core other-core; do
+      cpu=0; [ $placement = other-core ] && cpu=1
+      for file in 1k.bin 64k.bin 10m.bin; do
+        out=$(taskset -c $cpu wrk -t1 -c32 -d${SECONDS_EACH}s "http://127.0.0.1:$PORT/$file" 2>&1)
+        rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+        size=$(stat -c %s "$WORK/www/$file")
+        echo "$rep,$server,$placement,$file,$rps,$(python3 -c "print(round($rps*$size))")" >> "$OUT/results.csv"
+        echo "rep $rep $server $placement $file: $rps req/s" >&2
+      done
+    done
+    stop
+  done
+done
+{
+  echo "command: benches/static.sh $REPEATS $SECONDS_EACH"
+  echo "commit: $(git rev-parse --short HEAD)"
+  echo "machine: $(nproc) CPUs, $(uname -r), $(nginx -v 2>&1)"
+} > "$OUT/env.txt"
+python3 - "$OUT" <<'PY'
+import csv, statistics as st, sys, collections
+out = sys.argv[1]
+rows = list(csv.DictReader(open(f"{out}/results.csv")))
+d = collections.defaultdict(list)
+for r in rows:
+    d[(r["placement"], r["file"], r["server"])].append(float(r["requests_per_s"]))
+lines = ["| placement | file | nginx req/s | uring-serve req/s | ratio |", "|---|---|---:|---:|---:|"]
+for placement in ["same-core", "other-core"]:
+    for f in ["1k.bin", "64k.bin", "10m.bin"]:
+        n = st.median(d[(placement, f, "nginx")]); u = st.median(d[(placement, f, "uring-serve")])
+        lines.append(f"| {placement} | {f} | {n:,.0f} | {u:,.0f} | {u/n:.2f} |")
+open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
+echo "results: $OUT" >&2
