@@ -134,6 +134,24 @@ const SHED_LINGER: Duration = Duration::from_millis(500);
 const MAX_READ_GROWTH: usize = 64 << 10;
 /// A file body is read and written in chunks of this size.
 const FILE_CHUNK_BYTES: usize = 64 << 10;
+/// File bodies at least this large are spliced (no copy) rather than read
+/// into the write buffer and written with the head.
+const SPLICE_MIN_BYTES: u64 = 16 << 10;
+/// What a pipe holds by default (16 pages): one splice's worth.
+const PIPE_BYTES: u64 = 64 << 10;
+
+/// A pipe to splice file bodies through.
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let (read, write) = sys::pipe()?;
+        Ok(Pipe { read, write })
+    }
+}
 /// Pending responses beyond this are written before more are produced.
 const WRITE_HIGH_WATER: usize = 64 << 10;
 /// Idle workers a core keeps beyond a sweep (see [`work`]).
@@ -165,6 +183,8 @@ pub(crate) struct CoreState<A> {
     proxies: Option<TrustedProxies>,
     /// The core's access log (`--access-log`).
     access_log: Option<Rc<CoreLog>>,
+    /// Empty pipes for file bodies sent by splice, kept for reuse.
+    pipes: RefCell<Vec<Pipe>>,
     /// Every open connection of the core: for the sweeper, for a drain, and
     /// where an idle connection waits (parked) with no task of its own.
     connections: RefCell<Slab<ConnEntry>>,
@@ -258,6 +278,7 @@ impl<A: App> CoreState<A> {
             shutdown,
             proxies: config.proxy_headers.then(|| config.forwarded_allow_ips.clone()),
             access_log,
+            pipes: RefCell::default(),
             connections: RefCell::new(Slab::new()),
         }
     }
@@ -1273,6 +1294,9 @@ impl<A: App> Conn<A> {
     /// connection.
     async fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
+        if len >= SPLICE_MIN_BYTES {
+            return self.splice_file(file, offset, len).await;
+        }
         let mut sent = 0;
         while sent < len {
             let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(FILE_CHUNK_BYTES);
@@ -1293,6 +1317,61 @@ impl<A: App> Conn<A> {
             self.body_bytes = sent;
             self.flush().await?;
         }
+        Ok(())
+    }
+
+    /// Writes `len` bytes of `file` from `offset` without copying them:
+    /// spliced from the file into a pipe of the core's, then from the pipe
+    /// into the socket (what `sendfile` does), a pipeful at a time. The
+    /// head goes first. A pipe left holding data (the connection failed)
+    /// is not reused.
+    async fn splice_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        self.flush().await?;
+        let pipe = match self.core.pipes.borrow_mut().pop() {
+            Some(pipe) => pipe,
+            None => Pipe::new()?,
+        };
+        let ring = &self.core.ring;
+        let mut sent = 0;
+        while sent < len {
+            let want = u32::try_from((len - sent).min(PIPE_BYTES)).unwrap_or(u32::MAX);
+            let at = i64::try_from(offset + sent).unwrap_or(i64::MAX);
+            let (filled, _) = ring.splice(file.as_raw_fd(), at, pipe.write.as_raw_fd(), want).await;
+            let mut in_pipe = match filled {
+                Ok(0) => {
+                    error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
+                    return Err(io::Error::other("file ended short"));
+                }
+                Ok(n) => n as u64,
+                Err(e) => {
+                    error!(peer = %self.peer, "file read failed: {e}");
+                    return Err(e);
+                }
+            };
+            while in_pipe > 0 {
+                let watch = &self.watch;
+                watch.writing.set(true);
+                watch.deadline.set(Some(Instant::now() + self.core.timeouts.write));
+                let chunk = u32::try_from(in_pipe).unwrap_or(u32::MAX);
+                let (moved, _) = ring.splice(pipe.read.as_raw_fd(), -1, self.io.fd(), chunk).await;
+                watch.deadline.set(None);
+                watch.writing.set(false);
+                if watch.timed_out.get() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled"));
+                }
+                match moved {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        in_pipe -= n as u64;
+                        sent += n as u64;
+                        self.body_bytes = sent;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.core.pipes.borrow_mut().push(pipe);
         Ok(())
     }
 

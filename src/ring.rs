@@ -292,6 +292,17 @@ impl Ring {
         result
     }
 
+    /// Moves up to `len` bytes from `fd_in` (from `off_in`, or from its
+    /// current position when -1) to `fd_out`, one of the two being a pipe
+    /// (splice(2)): the pages move by reference, no copy.
+    pub(crate) fn splice(&self, fd_in: RawFd, off_in: i64, fd_out: RawFd, len: u32) -> Op<'_> {
+        self.start(OpBuf::None, |_| {
+            opcode::Splice::new(types::Fd(fd_in), off_in, types::Fd(fd_out), -1, len)
+                .flags(libc::SPLICE_F_MOVE)
+                .build()
+        })
+    }
+
     fn start(&self, buf: OpBuf, entry: impl FnOnce(&[u8]) -> squeue::Entry) -> Op<'_> {
         let mut inner = self.inner.borrow_mut();
         let slot = match inner.free.pop() {
