@@ -10,19 +10,29 @@
 //! `RESOLVE_BENEATH` (`sys::open_beneath`), so the kernel refuses any
 //! symbolic link or `..` that would resolve outside it, whatever the path;
 //! the request path was already stripped of `..`, encoded slashes and hidden
-//! names. Reading is the connection's (`Body::File`): chunks of the file
-//! are read on the core's socket ring straight into the connection's write
-//! buffer, after the response head (a small file goes out in one write),
-//! each once the socket took the previous one, so a download holds one
-//! chunk of memory and a client that stops reading is cut by the write
-//! timeout. A file that shrinks under a response ends it short: the
-//! connection closes, never a wrong `Content-Length`.
+//! names. Sending is the connection's (`Body::File`), on the core's socket
+//! ring: a body under 16 KiB is read straight into the connection's write
+//! buffer after the head and goes out in one write; a larger one is
+//! spliced from the file into a pipe and from the pipe into the socket, a
+//! pipeful (64 KiB) at a time, without copying it (what nginx's `sendfile`
+//! does). Either way a download holds at most one chunk in memory, and a
+//! client that stops reading is cut by the write timeout. A file that
+//! shrinks under a response ends it short: the connection closes, never a
+//! wrong `Content-Length`.
 //!
-//! Why not glommio's file API: reading through glommio's `BufferedFile`
-//! (its ring, a copy out of its buffer, the body streamed) served 64 KiB
-//! files at 0.29-0.39x nginx's rate and 10 MiB files at 0.22-0.35x
-//! (`bench-results/static-2026-11-22-1916`, one repeat); every read waited
-//! for a turn of glommio's reactor.
+//! Chosen by measurement beside nginx (`benches/static.sh`, one repeat
+//! each, requests/s ratio to nginx for 64 KiB and 10 MiB files):
+//!
+//! | reading | 64 KiB | 10 MiB |
+//! |---|---|---|
+//! | glommio's `BufferedFile` (its ring, a copy out of its buffer, streamed) | 0.29-0.39 | 0.22-0.35 |
+//! | read on the socket ring into the write buffer (two copies) | 0.53-0.57 | 0.62-1.92 |
+//! | spliced file → pipe → socket on the socket ring (no copy) | 0.98-1.12 | 0.91-0.99 |
+//!
+//! Through glommio every read waited for a turn of glommio's reactor; with
+//! copies, `_copy_from_iter` and `_copy_to_iter` were a third of the
+//! server's time. glommio's `DmaFile` was not tried: it bypasses the page
+//! cache, which is what keeps hot files in memory here.
 
 mod path;
 mod range;
