@@ -137,8 +137,10 @@ const FILE_CHUNK_BYTES: usize = 64 << 10;
 /// File bodies at least this large are spliced (no copy) rather than read
 /// into the write buffer and written with the head.
 const SPLICE_MIN_BYTES: u64 = 16 << 10;
-/// What a pipe holds by default (16 pages): one splice's worth.
-const PIPE_BYTES: u64 = 64 << 10;
+/// What a pipe is asked to hold: one splice's worth.
+const PIPE_BYTES: u64 = 512 << 10;
+/// Empty pipes a core keeps for reuse; more are closed.
+const MAX_SPARE_PIPES: usize = 64;
 
 /// A pipe to splice file bodies through.
 struct Pipe {
@@ -149,6 +151,9 @@ struct Pipe {
 impl Pipe {
     fn new() -> io::Result<Pipe> {
         let (read, write) = sys::pipe()?;
+        // Best effort: a larger pipe moves a large file in fewer splices;
+        // the default (64 KiB) works too.
+        sys::set_pipe_size(&write, PIPE_BYTES as usize);
         Ok(Pipe { read, write })
     }
 }
@@ -1223,7 +1228,7 @@ impl<A: App> Conn<A> {
                 Ok(next)
             }
             Unsent::File(file, offset, len, next) => {
-                self.send_file(&file, offset, len).await?;
+                self.send_file(file, offset, len).await?;
                 Ok(next)
             }
         }
@@ -1287,17 +1292,35 @@ impl<A: App> Conn<A> {
         }
     }
 
-    /// Writes `len` bytes of `file` from `offset`: each chunk is read on the
-    /// ring straight into the write buffer, after what is pending there
-    /// (the head, the first time: a small file goes out in one write), and
-    /// written before the next is read. A file that ends early ends the
-    /// connection.
-    async fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        if len >= SPLICE_MIN_BYTES {
-            return self.splice_file(file, offset, len).await;
+    /// Writes `len` bytes of `file` from `offset`: spliced without a copy
+    /// when large (see [`Conn::splice_file`]), else copied (see
+    /// [`Conn::copy_file`]).
+    async fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        let file = Rc::new(file);
+        if len < SPLICE_MIN_BYTES {
+            return self.copy_file(&file, offset, 0, len).await;
         }
-        let mut sent = 0;
+        let pipe = self.core.pipes.borrow_mut().pop().map(Ok).unwrap_or_else(Pipe::new);
+        match pipe {
+            Ok(pipe) => self.splice_file(file, Rc::new(pipe), offset, len).await,
+            // Out of descriptors for a pipe: copy instead.
+            Err(_) => self.copy_file(&file, offset, 0, len).await,
+        }
+    }
+
+    /// Writes bytes `sent..len` of the body at `offset` of `file`: each
+    /// chunk is read on the ring straight into the write buffer, after what
+    /// is pending there (the head, the first time: a small file goes out in
+    /// one write), and written before the next is read. A file that ends
+    /// early ends the connection.
+    async fn copy_file(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        mut sent: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
         while sent < len {
             let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(FILE_CHUNK_BYTES);
             let read =
@@ -1322,44 +1345,80 @@ impl<A: App> Conn<A> {
 
     /// Writes `len` bytes of `file` from `offset` without copying them:
     /// spliced from the file into a pipe of the core's, then from the pipe
-    /// into the socket (what `sendfile` does), a pipeful at a time. The
-    /// head goes first. A pipe left holding data (the connection failed)
-    /// is not reused.
-    async fn splice_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
+    /// into the socket (what `sendfile` does), a pipeful at a time, after
+    /// the head. The socket is non-blocking meanwhile, so a splice never
+    /// waits inside the kernel for a client that reads slowly (io_uring runs
+    /// splices on its worker threads: a waiting one would hold a thread);
+    /// the connection waits on the ring for room instead, under the write
+    /// timeout. A file system that cannot splice falls back to copying. A
+    /// pipe left holding data (the connection failed) is not reused.
+    async fn splice_file(
+        &mut self,
+        file: Rc<std::fs::File>,
+        pipe: Rc<Pipe>,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
         self.flush().await?;
-        let pipe = match self.core.pipes.borrow_mut().pop() {
-            Some(pipe) => pipe,
-            None => Pipe::new()?,
-        };
-        let ring = &self.core.ring;
+        let socket = self.io.fd();
+        sys::set_nonblocking(socket, true)?;
+        let result = self.splice_through(&file, &pipe, offset, len).await;
+        let restored = sys::set_nonblocking(socket, false);
+        match result {
+            Ok(None) => {
+                let mut pipes = self.core.pipes.borrow_mut();
+                if pipes.len() < MAX_SPARE_PIPES {
+                    if let Ok(pipe) = Rc::try_unwrap(pipe) {
+                        pipes.push(pipe);
+                    }
+                }
+                restored
+            }
+            // Splicing is not supported here: copy the rest.
+            Ok(Some(sent)) => {
+                restored?;
+                self.copy_file(&file, offset, sent, len).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The splice loop of [`Conn::splice_file`]: `Ok(None)` when all was
+    /// sent, `Ok(Some(sent))` when the file system cannot splice (after
+    /// `sent` bytes, with the pipe empty).
+    async fn splice_through(
+        &mut self,
+        file: &Rc<std::fs::File>,
+        pipe: &Rc<Pipe>,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<Option<u64>> {
+        use std::os::fd::AsRawFd;
+        let ring = self.core.ring.clone();
+        let socket = self.io.fd();
         let mut sent = 0;
         while sent < len {
             let want = u32::try_from((len - sent).min(PIPE_BYTES)).unwrap_or(u32::MAX);
             let at = i64::try_from(offset + sent).unwrap_or(i64::MAX);
-            let (filled, _) = ring.splice(file.as_raw_fd(), at, pipe.write.as_raw_fd(), want).await;
+            let keep: Rc<dyn std::any::Any> = file.clone();
+            let (filled, _) =
+                ring.splice(file.as_raw_fd(), at, pipe.write.as_raw_fd(), want, keep).await;
             let mut in_pipe = match filled {
                 Ok(0) => {
                     error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
                     return Err(io::Error::other("file ended short"));
                 }
                 Ok(n) => n as u64,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Some(sent)),
                 Err(e) => {
                     error!(peer = %self.peer, "file read failed: {e}");
                     return Err(e);
                 }
             };
             while in_pipe > 0 {
-                let watch = &self.watch;
-                watch.writing.set(true);
-                watch.deadline.set(Some(Instant::now() + self.core.timeouts.write));
                 let chunk = u32::try_from(in_pipe).unwrap_or(u32::MAX);
-                let (moved, _) = ring.splice(pipe.read.as_raw_fd(), -1, self.io.fd(), chunk).await;
-                watch.deadline.set(None);
-                watch.writing.set(false);
-                if watch.timed_out.get() {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled"));
-                }
+                let keep: Rc<dyn std::any::Any> = pipe.clone();
+                let (moved, _) = ring.splice(pipe.read.as_raw_fd(), -1, socket, chunk, keep).await;
                 match moved {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {
@@ -1367,12 +1426,24 @@ impl<A: App> Conn<A> {
                         sent += n as u64;
                         self.body_bytes = sent;
                     }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Wait for room, under the write timeout.
+                        let watch = &self.watch;
+                        watch.writing.set(true);
+                        watch.deadline.set(Some(Instant::now() + self.core.timeouts.write));
+                        let _ = ring.writable(socket).await;
+                        watch.deadline.set(None);
+                        watch.writing.set(false);
+                        if watch.timed_out.get() {
+                            let stalled = "response write stalled";
+                            return Err(io::Error::new(io::ErrorKind::TimedOut, stalled));
+                        }
+                    }
                     Err(e) => return Err(e),
                 }
             }
         }
-        self.core.pipes.borrow_mut().push(pipe);
-        Ok(())
+        Ok(None)
     }
 
     /// A server-side close: see [`linger`], for [`LINGER`] at most.

@@ -83,6 +83,9 @@ pub(crate) enum OpBuf {
     /// Whoever holds it copies the data out and gives it back
     /// ([`Ring::take_received`]).
     Picked(u16),
+    /// No memory, but descriptors the kernel looks up only when it runs the
+    /// operation (a splice's input): kept open until it completes.
+    Keep(#[expect(dead_code, reason = "held, never read")] Rc<dyn std::any::Any>),
 }
 
 impl OpBuf {
@@ -92,7 +95,7 @@ impl OpBuf {
 
     fn as_slice(&self) -> &[u8] {
         match self {
-            OpBuf::None | OpBuf::Picked(_) => &[],
+            OpBuf::None | OpBuf::Picked(_) | OpBuf::Keep(_) => &[],
             OpBuf::Vec(v) => v,
             OpBuf::Bytes(b) => b,
         }
@@ -294,12 +297,29 @@ impl Ring {
 
     /// Moves up to `len` bytes from `fd_in` (from `off_in`, or from its
     /// current position when -1) to `fd_out`, one of the two being a pipe
-    /// (splice(2)): the pages move by reference, no copy.
-    pub(crate) fn splice(&self, fd_in: RawFd, off_in: i64, fd_out: RawFd, len: u32) -> Op<'_> {
-        self.start(OpBuf::None, |_| {
+    /// (splice(2)): the pages move by reference, no copy. `keep` holds the
+    /// descriptors open until the kernel is done (io_uring looks `fd_in`
+    /// up only when it runs the splice). Non-blocking on the pipe; on a
+    /// socket too if the socket is.
+    pub(crate) fn splice(
+        &self,
+        fd_in: RawFd,
+        off_in: i64,
+        fd_out: RawFd,
+        len: u32,
+        keep: Rc<dyn std::any::Any>,
+    ) -> Op<'_> {
+        self.start(OpBuf::Keep(keep), |_| {
             opcode::Splice::new(types::Fd(fd_in), off_in, types::Fd(fd_out), -1, len)
-                .flags(libc::SPLICE_F_MOVE)
+                .flags(libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
                 .build()
+        })
+    }
+
+    /// Completes when `fd` can be written to.
+    pub(crate) fn writable(&self, fd: RawFd) -> Op<'_> {
+        self.start(OpBuf::None, |_| {
+            opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build()
         })
     }
 

@@ -204,6 +204,30 @@ pub(crate) fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::Owne
     })
 }
 
+/// Sets or clears `O_NONBLOCK` on `fd`.
+pub(crate) fn set_nonblocking(fd: std::os::fd::RawFd, on: bool) -> std::io::Result<()> {
+    // SAFETY: fcntl(F_GETFL/F_SETFL) reads and sets the descriptor's flags
+    // and writes no memory.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let wanted = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+    // SAFETY: as above.
+    if wanted != flags && unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks for a pipe of `bytes` (F_SETPIPE_SZ); the kernel may refuse.
+pub(crate) fn set_pipe_size(pipe: &std::os::fd::OwnedFd, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl(F_SETPIPE_SZ) takes an int and writes no memory.
+    unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_SETPIPE_SZ, bytes) };
+}
+
 /// The `stat` of an open descriptor.
 pub(crate) fn fstat(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<libc::stat> {
     use std::os::fd::AsRawFd;

@@ -278,3 +278,23 @@ fn a_file_that_shrinks_mid_response_closes_the_connection() {
     let body = start.len() + rest.len();
     assert!(body < 64 << 20, "a full-length body from a shrunk file: {body} bytes");
 }
+
+#[test]
+fn a_directory_redirect_stays_on_this_host() {
+    let tree = Tree::new("redirect");
+    let server = tree.serve(false);
+    let mut c = Client::connect(server.local_addr());
+    // `//docs/` would send a browser to the host `docs`.
+    let r = c.roundtrip("GET //docs HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.header("location")), (301, Some("/docs/")));
+}
+
+#[test]
+fn range_is_ignored_for_head() {
+    let tree = Tree::new("headrange");
+    let server = tree.serve(false);
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1\r\n\r\n");
+    let r = c.read_response_to(true);
+    assert_eq!((r.status, r.header("content-length")), (200, Some("13")));
+}

@@ -14,7 +14,7 @@
 //! ring: a body under 16 KiB is read straight into the connection's write
 //! buffer after the head and goes out in one write; a larger one is
 //! spliced from the file into a pipe and from the pipe into the socket, a
-//! pipeful (64 KiB) at a time, without copying it (what nginx's `sendfile`
+//! pipeful (512 KiB) at a time, without copying it (what nginx's `sendfile`
 //! does). Either way a download holds at most one chunk in memory, and a
 //! client that stops reading is cut by the write timeout. A file that
 //! shrinks under a response ends it short: the connection closes, never a
@@ -58,7 +58,7 @@ use validators::Version;
 /// The directory to serve, checked when the server starts.
 #[derive(Debug, Clone)]
 pub struct StaticDir {
-    /// The directory, opened (`O_PATH`): what every core opens files below.
+    /// The directory, opened: what every core opens files below.
     dir: Arc<OwnedFd>,
     /// Whether names starting with `.` are served.
     hidden: bool,
@@ -102,14 +102,22 @@ impl StaticFiles {
         let name = if relative.bytes.is_empty() { b".".to_vec() } else { relative.bytes.clone() };
         let (file, stat) = self.open_one(&name)?;
         match stat.st_mode & libc::S_IFMT {
-            libc::S_IFREG => Ok((file, stat, name)),
+            libc::S_IFREG => {
+                blocking_reads(&file)?;
+                Ok((file, stat, name))
+            }
             libc::S_IFDIR if !relative.directory => {
                 // As nginx: the directory's URL ends with a slash, so that
-                // the index's relative links resolve inside it.
-                let location = match req.query() {
-                    Some(query) => format!("{}/?{query}", req.path()),
-                    None => format!("{}/", req.path()),
-                };
+                // the index's relative links resolve inside it. Built from
+                // the checked path, not the request's: `//host` must not
+                // become a redirect to another host.
+                let mut location = String::from("/");
+                percent_encode(&relative.bytes, &mut location);
+                location.push('/');
+                if let Some(query) = req.query() {
+                    location.push('?');
+                    location.push_str(query);
+                }
                 Err(text(301, "moved\n").header("location", location))
             }
             libc::S_IFDIR => {
@@ -119,6 +127,7 @@ impl StaticFiles {
                 if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
                     return Err(not_found());
                 }
+                blocking_reads(&file)?;
                 Ok((file, stat, index))
             }
             _ => Err(not_found()),
@@ -165,11 +174,14 @@ impl App for StaticFiles {
         if not_modified {
             return validated(Response::new(304));
         }
-        let selection = if validators::range_applies(&version, &etag, req.header("if-range")) {
-            range::select(req.header("range"), len)
-        } else {
-            Selection::Whole
-        };
+        // Range is for GET only (RFC 9110 §14.2).
+        let is_get = req.method() == Method::Get;
+        let selection =
+            if is_get && validators::range_applies(&version, &etag, req.header("if-range")) {
+                range::select(req.header("range"), len)
+            } else {
+                Selection::Whole
+            };
         let (status, first, count) = match selection {
             Selection::Whole => (200, 0, len),
             Selection::Part { first, last } => (206, first, last - first + 1),
@@ -186,6 +198,26 @@ impl App for StaticFiles {
             response = response.header("content-range", format!("bytes {first}-{last}/{len}"));
         }
         response.file(fs::File::from(file), first, count)
+    }
+}
+
+/// A regular file opened non-blocking (so that opening a FIFO cannot stall
+/// the core) reads blocking again: io_uring then waits for the disk
+/// instead of failing with `EAGAIN` on a file not in the page cache.
+fn blocking_reads(file: &OwnedFd) -> Result<(), Response> {
+    use std::os::fd::AsRawFd;
+    sys::set_nonblocking(file.as_raw_fd(), false).map_err(|e| refusal(&e))
+}
+
+/// Appends `bytes` (a checked relative path) to a URL path: `/` and the
+/// characters a path segment may hold stay, every other byte is `%XX`.
+fn percent_encode(bytes: &[u8], out: &mut String) {
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"/-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
     }
 }
 

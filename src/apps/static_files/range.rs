@@ -19,6 +19,11 @@ pub(crate) enum Selection {
 
 /// The selection a `Range` header value makes of `len` bytes.
 pub(crate) fn select(range: Option<&[u8]>, len: u64) -> Selection {
+    // An empty file is sent whole (200), as nginx does: no range of it
+    // has a first byte to name.
+    if len == 0 {
+        return Selection::Whole;
+    }
     let Some(spec) = range.and_then(|r| std::str::from_utf8(r).ok()) else {
         return Selection::Whole;
     };
@@ -77,8 +82,8 @@ mod tests {
         assert_eq!(sel("bytes=1000-", 1000), Selection::Unsatisfiable);
         assert_eq!(sel("bytes=1000-1001", 1000), Selection::Unsatisfiable);
         assert_eq!(sel("bytes=-0", 1000), Selection::Unsatisfiable);
-        assert_eq!(sel("bytes=0-", 0), Selection::Unsatisfiable);
-        assert_eq!(sel("bytes=-1", 0), Selection::Unsatisfiable);
+        assert_eq!(sel("bytes=0-", 0), Selection::Whole, "an empty file is sent whole");
+        assert_eq!(sel("bytes=-1", 0), Selection::Whole);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub(crate) fn is_not_modified(
     if_modified_since: Option<&[u8]>,
 ) -> bool {
     if let Some(list) = if_none_match {
-        return matches_any(list, etag, Comparison::Weak);
+        return matches_weakly(list, etag);
     }
     match if_modified_since.and_then(parse_date) {
         Some(since) => version.modified_secs() <= since,
@@ -48,36 +48,31 @@ pub(crate) fn is_not_modified(
 }
 
 /// Whether a `Range` may be honoured given `If-Range` (RFC 9110 §13.1.5):
-/// no `If-Range`, or one that names this version exactly (a strong entity
-/// tag, or the `Last-Modified` date).
+/// no `If-Range`, or one that names this version exactly: its strong
+/// entity tag, or its `Last-Modified` date when that is a strong
+/// validator (the file has not changed within the last second, so no other
+/// version can carry the same date).
 pub(crate) fn range_applies(version: &Version, etag: &str, if_range: Option<&[u8]>) -> bool {
     let Some(value) = if_range else { return true };
     let value = value.trim_ascii();
     if value.starts_with(b"\"") || value.starts_with(b"W/") {
-        return matches_any(value, etag, Comparison::Strong);
+        return value == etag.as_bytes();
     }
-    parse_date(value).is_some_and(|date| date == version.modified_secs())
+    let settled = SystemTime::now()
+        .duration_since(version.modified)
+        .is_ok_and(|age| age >= Duration::from_secs(1));
+    settled && parse_date(value).is_some_and(|date| date == version.modified_secs())
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Comparison {
-    Weak,
-    Strong,
-}
-
-/// Whether a list of entity tags (`"a", W/"b"`, or `*`) matches `etag`.
-fn matches_any(list: &[u8], etag: &str, comparison: Comparison) -> bool {
+/// Whether a list of entity tags (`"a", W/"b"`, or `*`) matches `etag`
+/// by weak comparison (the `W/` prefix does not matter).
+fn matches_weakly(list: &[u8], etag: &str) -> bool {
     let list = list.trim_ascii();
-    if list == b"*" {
-        return comparison == Comparison::Weak;
-    }
-    list.split(|&b| b == b',').map(<[u8]>::trim_ascii).any(|tag| {
-        let (weak, opaque) = match tag.strip_prefix(b"W/") {
-            Some(opaque) => (true, opaque),
-            None => (false, tag),
-        };
-        opaque == etag.as_bytes() && (comparison == Comparison::Weak || !weak)
-    })
+    list == b"*"
+        || list
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|tag| tag.strip_prefix(b"W/").unwrap_or(tag) == etag.as_bytes())
 }
 
 /// Seconds since the epoch of an HTTP date (IMF-fixdate or the obsolete
