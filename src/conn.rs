@@ -1401,8 +1401,9 @@ impl<A: App> Conn<A> {
             let want = u32::try_from((len - sent).min(PIPE_BYTES)).unwrap_or(u32::MAX);
             let at = i64::try_from(offset + sent).unwrap_or(i64::MAX);
             let keep: Rc<dyn std::any::Any> = file.clone();
-            let (filled, _) =
-                ring.splice(file.as_raw_fd(), at, pipe.write.as_raw_fd(), want, keep).await;
+            let (filled, _) = ring
+                .splice((file.as_raw_fd(), at), pipe.write.as_raw_fd(), want, false, keep)
+                .await;
             let mut in_pipe = match filled {
                 Ok(0) => {
                     error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
@@ -1418,7 +1419,8 @@ impl<A: App> Conn<A> {
             while in_pipe > 0 {
                 let chunk = u32::try_from(in_pipe).unwrap_or(u32::MAX);
                 let keep: Rc<dyn std::any::Any> = pipe.clone();
-                let (moved, _) = ring.splice(pipe.read.as_raw_fd(), -1, socket, chunk, keep).await;
+                let (moved, _) =
+                    ring.splice((pipe.read.as_raw_fd(), -1), socket, chunk, true, keep).await;
                 match moved {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => {

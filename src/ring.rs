@@ -299,19 +299,20 @@ impl Ring {
     /// current position when -1) to `fd_out`, one of the two being a pipe
     /// (splice(2)): the pages move by reference, no copy. `keep` holds the
     /// descriptors open until the kernel is done (io_uring looks `fd_in`
-    /// up only when it runs the splice). Non-blocking on the pipe; on a
-    /// socket too if the socket is.
+    /// up only when it runs the splice). `nonblocking`: the pipe end does
+    /// not wait (nor a non-blocking socket); a file read always may.
     pub(crate) fn splice(
         &self,
-        fd_in: RawFd,
-        off_in: i64,
+        (fd_in, off_in): (RawFd, i64),
         fd_out: RawFd,
         len: u32,
+        nonblocking: bool,
         keep: Rc<dyn std::any::Any>,
     ) -> Op<'_> {
+        let flags = libc::SPLICE_F_MOVE | if nonblocking { libc::SPLICE_F_NONBLOCK } else { 0 };
         self.start(OpBuf::Keep(keep), |_| {
             opcode::Splice::new(types::Fd(fd_in), off_in, types::Fd(fd_out), -1, len)
-                .flags(libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
+                .flags(flags)
                 .build()
         })
     }
