@@ -298,3 +298,19 @@ fn range_is_ignored_for_head() {
     let r = c.read_response_to(true);
     assert_eq!((r.status, r.header("content-length")), (200, Some("13")));
 }
+
+#[test]
+fn a_failed_if_match_gets_412() {
+    let tree = Tree::new("ifmatch");
+    let server = tree.serve(false);
+    let mut c = Client::connect(server.local_addr());
+    let etag = c.get("/hello.txt").header("etag").unwrap().to_string();
+    let r = c.roundtrip("GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Match: \"old\"\r\n\r\n");
+    assert_eq!(r.status, 412);
+    let r = c.roundtrip(&format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Match: {etag}\r\n\r\n"));
+    assert_eq!((r.status, r.text()), (200, "hello, world\n".to_string()));
+    let r = c.roundtrip(
+        "GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-Unmodified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n",
+    );
+    assert_eq!(r.status, 412);
+}

@@ -165,6 +165,15 @@ impl App for StaticFiles {
         let validated = |response: Response| {
             response.header("etag", etag.clone()).header("last-modified", last_modified.clone())
         };
+        let failed = validators::precondition_fails(
+            &version,
+            &etag,
+            req.header("if-match"),
+            req.header("if-unmodified-since"),
+        );
+        if failed {
+            return validated(text(412, "precondition failed\n"));
+        }
         let not_modified = validators::is_not_modified(
             &version,
             &etag,

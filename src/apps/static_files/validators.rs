@@ -28,6 +28,27 @@ impl Version {
     }
 }
 
+/// Whether the request's preconditions fail, for 412 Precondition Failed
+/// (RFC 9110 §13.2.2, steps 1 and 2): `If-Match` decides when present
+/// (strong comparison; `*` matches the file); else `If-Unmodified-Since`,
+/// when it is a valid date and the file is newer.
+pub(crate) fn precondition_fails(
+    version: &Version,
+    etag: &str,
+    if_match: Option<&[u8]>,
+    if_unmodified_since: Option<&[u8]>,
+) -> bool {
+    if let Some(list) = if_match {
+        let list = list.trim_ascii();
+        return list != b"*"
+            && !list.split(|&b| b == b',').any(|tag| tag.trim_ascii() == etag.as_bytes());
+    }
+    match if_unmodified_since.and_then(parse_date) {
+        Some(since) => version.modified_secs() > since,
+        None => false,
+    }
+}
+
 /// Whether a GET or HEAD with these conditions gets 304 Not Modified
 /// (RFC 9110 §13.2.2): `If-None-Match` decides when present (weak
 /// comparison); else `If-Modified-Since`, when it is a valid date and the
@@ -111,6 +132,24 @@ mod tests {
         // If-None-Match wins over If-Modified-Since.
         let later = "Sun, 06 Nov 2050 08:49:37 GMT".as_bytes();
         assert!(!is_not_modified(&v, &etag, Some(b"\"other\""), Some(later)));
+    }
+
+    #[test]
+    fn if_match_and_if_unmodified_since_guard_the_request() {
+        let v = version();
+        let etag = v.etag();
+        let fails = |im: Option<&str>, ius: Option<&str>| {
+            precondition_fails(&v, &etag, im.map(str::as_bytes), ius.map(str::as_bytes))
+        };
+        assert!(!fails(None, None));
+        assert!(!fails(Some(&etag), None));
+        assert!(!fails(Some("*"), None));
+        assert!(!fails(Some(&format!("\"x\", {etag}")), None));
+        assert!(fails(Some("\"x\""), None));
+        assert!(fails(Some(&format!("W/{etag}")), None), "If-Match compares strongly");
+        assert!(!fails(None, Some("Sun, 06 Nov 1994 08:49:37 GMT")));
+        assert!(fails(None, Some("Sun, 06 Nov 1994 08:49:36 GMT")));
+        assert!(!fails(None, Some("not a date")));
     }
 
     #[test]
