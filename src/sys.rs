@@ -204,17 +204,15 @@ pub(crate) fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::Owne
     })
 }
 
-/// Sets or clears `O_NONBLOCK` on `fd`.
+/// Sets or clears `O_NONBLOCK` on `fd`, in one call: the descriptor's
+/// other status flags (`O_APPEND`, `O_ASYNC`, `O_DIRECT`, `O_NOATIME`) are
+/// cleared too, so this is only for descriptors opened without them (the
+/// server's sockets and files).
 pub(crate) fn set_nonblocking(fd: std::os::fd::RawFd, on: bool) -> std::io::Result<()> {
-    // SAFETY: fcntl(F_GETFL/F_SETFL) reads and sets the descriptor's flags
-    // and writes no memory.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let wanted = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
-    // SAFETY: as above.
-    if wanted != flags && unsafe { libc::fcntl(fd, libc::F_SETFL, wanted) } < 0 {
+    let flags = if on { libc::O_NONBLOCK } else { 0 };
+    // SAFETY: fcntl(F_SETFL) sets the descriptor's status flags (the access
+    // mode is kept) and writes no memory.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
