@@ -1430,16 +1430,8 @@ impl<A: App> Conn<A> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Wait for room, under the write timeout.
-                        let watch = &self.watch;
-                        watch.writing.set(true);
-                        watch.deadline.set(Some(Instant::now() + self.core.timeouts.write));
-                        let _ = ring.writable(socket).await;
-                        watch.deadline.set(None);
-                        watch.writing.set(false);
-                        if watch.timed_out.get() {
-                            let stalled = "response write stalled";
-                            return Err(io::Error::new(io::ErrorKind::TimedOut, stalled));
-                        }
+                        let stall = Stall { watch: &self.watch, limit: self.core.timeouts.write };
+                        stall.guard(ring.writable(socket)).await.0?;
                     }
                     Err(e) => return Err(e),
                 }
@@ -1578,6 +1570,25 @@ struct Stall<'a> {
     limit: Duration,
 }
 
+impl Stall<'_> {
+    /// Runs `op`, a write that waits for the client, under the stall
+    /// limit: `TimedOut` if the sweeper ended it for taking nothing that
+    /// long. The op's own output is returned either way.
+    async fn guard<T>(self, op: impl Future<Output = T>) -> (Result<(), io::Error>, T) {
+        let Stall { watch, limit } = self;
+        watch.writing.set(true);
+        watch.deadline.set(Some(Instant::now() + limit));
+        let out = op.await;
+        watch.deadline.set(None);
+        watch.writing.set(false);
+        if watch.timed_out.get() {
+            let stalled = io::Error::new(io::ErrorKind::TimedOut, "response write stalled");
+            return (Err(stalled), out);
+        }
+        (Ok(()), out)
+    }
+}
+
 /// Writes all of `data`, and gives it back. With a `stall` limit the write
 /// fails with `TimedOut` when the client takes nothing for that long (a slow
 /// but reading client is never cut off); without one, the caller bounds
@@ -1590,19 +1601,13 @@ async fn write_within(
     let len = data.len();
     let mut at = 0;
     while at < len {
-        if let Some(Stall { watch, limit }) = stall {
-            watch.writing.set(true);
-            watch.deadline.set(Some(Instant::now() + limit));
-        }
-        let (result, back) = io.write(data, at).await;
-        if let Some(Stall { watch, .. }) = stall {
-            watch.deadline.set(None);
-            watch.writing.set(false);
-            if watch.timed_out.get() {
-                let stalled = io::Error::new(io::ErrorKind::TimedOut, "response write stalled");
-                return (Err(stalled), back);
-            }
-        }
+        let (result, back) = match stall {
+            Some(stall) => match stall.guard(io.write(data, at)).await {
+                (Err(stalled), (_, back)) => return (Err(stalled), back),
+                (Ok(()), written) => written,
+            },
+            None => io.write(data, at).await,
+        };
         data = back;
         match result {
             Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),

@@ -325,10 +325,6 @@ impl Builder {
                     .map_err(|source| bind_error(config.addr, source))?
             }
         };
-        let local_addr = match &endpoint {
-            Endpoint::Tcp(addr) => *addr,
-            Endpoint::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
-        };
         // The socket file goes when the server stops; an inherited socket
         // is its manager's.
         let remove_on_stop = unix_made;
@@ -337,7 +333,6 @@ impl Builder {
         let shutdown = ShutdownSignal::new(sockets, owned, config.drain_delay)
             .map_err(|e| StartError::Executor { core: chosen[0], reason: e.to_string() })?;
         let mut handle = ServerHandle {
-            local_addr,
             endpoint: endpoint.clone(),
             remove_on_stop,
             cores: chosen.clone(),
@@ -640,7 +635,6 @@ where
 /// [`ServerHandle::shutdown`] followed by [`ServerHandle::join`] does.
 #[derive(Debug)]
 pub struct ServerHandle {
-    local_addr: SocketAddr,
     endpoint: Endpoint,
     /// The Unix socket file this server made, and its identity.
     remove_on_stop: Option<(PathBuf, (u64, u64))>,
@@ -668,7 +662,10 @@ impl ServerHandle {
     /// On a Unix socket it is the unspecified address `0.0.0.0:0`: see
     /// [`ServerHandle::endpoint`].
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        match &self.endpoint {
+            Endpoint::Tcp(addr) => *addr,
+            Endpoint::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
     }
 
     /// Where clients reach the server: a TCP address or a Unix socket.

@@ -38,6 +38,7 @@ mod path;
 mod range;
 mod validators;
 
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::fs;
 use std::io;
@@ -256,17 +257,18 @@ fn text(status: u16, body: &'static str) -> Response {
 
 /// The `Content-Type` of a file, from its name's extension:
 /// `application/octet-stream` when unknown, `charset=utf-8` for text.
-fn content_type(name: &[u8]) -> String {
+fn content_type(name: &[u8]) -> Cow<'static, str> {
     let extension = name.rsplit(|&b| b == b'.').next().filter(|ext| ext.len() < name.len());
     let extension = extension.and_then(|ext| std::str::from_utf8(ext).ok()).unwrap_or("");
-    let mime = mime_guess::from_ext(extension).first_or_octet_stream();
-    let textual = mime.type_() == mime_guess::mime::TEXT
-        || matches!(mime.subtype().as_str(), "javascript" | "json" | "xml")
-        || mime.suffix().is_some_and(|s| s == mime_guess::mime::XML || s == mime_guess::mime::JSON);
+    let essence = mime_guess::from_ext(extension).first_raw().unwrap_or("application/octet-stream");
+    let textual = essence.starts_with("text/")
+        || matches!(essence, "application/javascript" | "application/json" | "application/xml")
+        || essence.ends_with("+xml")
+        || essence.ends_with("+json");
     if textual {
-        format!("{}; charset=utf-8", mime.essence_str())
+        Cow::Owned(format!("{essence}; charset=utf-8"))
     } else {
-        mime.essence_str().to_string()
+        Cow::Borrowed(essence)
     }
 }
 
