@@ -1431,7 +1431,9 @@ impl<A: App> Conn<A> {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         // Wait for room, under the write timeout.
                         let stall = Stall { watch: &self.watch, limit: self.core.timeouts.write };
-                        stall.guard(ring.writable(socket)).await.0?;
+                        stall.arm();
+                        let _ = ring.writable(socket).await;
+                        stall.disarm()?;
                     }
                     Err(e) => return Err(e),
                 }
@@ -1571,21 +1573,21 @@ struct Stall<'a> {
 }
 
 impl Stall<'_> {
-    /// Runs `op`, a write that waits for the client, under the stall
-    /// limit: `TimedOut` if the sweeper ended it for taking nothing that
-    /// long. The op's own output is returned either way.
-    async fn guard<T>(self, op: impl Future<Output = T>) -> (Result<(), io::Error>, T) {
-        let Stall { watch, limit } = self;
-        watch.writing.set(true);
-        watch.deadline.set(Some(Instant::now() + limit));
-        let out = op.await;
-        watch.deadline.set(None);
-        watch.writing.set(false);
-        if watch.timed_out.get() {
-            let stalled = io::Error::new(io::ErrorKind::TimedOut, "response write stalled");
-            return (Err(stalled), out);
+    /// Starts the stall limit of a write that waits on the client.
+    fn arm(&self) {
+        self.watch.writing.set(true);
+        self.watch.deadline.set(Some(Instant::now() + self.limit));
+    }
+
+    /// Ends it: `TimedOut` if the sweeper ended the write for taking
+    /// nothing that long.
+    fn disarm(&self) -> io::Result<()> {
+        self.watch.deadline.set(None);
+        self.watch.writing.set(false);
+        if self.watch.timed_out.get() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled"));
         }
-        (Ok(()), out)
+        Ok(())
     }
 }
 
@@ -1601,13 +1603,13 @@ async fn write_within(
     let len = data.len();
     let mut at = 0;
     while at < len {
-        let (result, back) = match stall {
-            Some(stall) => match stall.guard(io.write(data, at)).await {
-                (Err(stalled), (_, back)) => return (Err(stalled), back),
-                (Ok(()), written) => written,
-            },
-            None => io.write(data, at).await,
-        };
+        if let Some(stall) = stall {
+            stall.arm();
+        }
+        let (result, back) = io.write(data, at).await;
+        if let Some(Err(stalled)) = stall.map(|stall| stall.disarm()) {
+            return (Err(stalled), back);
+        }
         data = back;
         match result {
             Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
