@@ -166,8 +166,23 @@ pub struct Cli {
 
     /// With --static: also serve names starting with a dot (`.well-known`,
     /// but also `.git`, `.env`).
-    #[arg(long, env = "URING_SERVE_STATIC_HIDDEN", help_heading = "Applications")]
+    #[arg(
+        long,
+        env = "URING_SERVE_STATIC_HIDDEN",
+        requires = "static_dir",
+        help_heading = "Applications"
+    )]
     pub static_hidden: bool,
+
+    /// With --static: answer a directory without index.html with an HTML
+    /// listing of its files (at most 10 000 entries) instead of 404.
+    #[arg(
+        long,
+        env = "URING_SERVE_STATIC_LISTING",
+        requires = "static_dir",
+        help_heading = "Applications"
+    )]
+    pub static_listing: bool,
 
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set,
     /// takes precedence with a full filter (e.g. `uring_serve=debug`).

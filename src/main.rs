@@ -26,8 +26,17 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
+            // clap's message runs to the first blank line (a list of
+            // missing flags follows its first line); the usage after it is
+            // left out, so the error stays one line.
             let text = e.to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
+            let message: Vec<&str> =
+                text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
+            if message.is_empty() {
+                eprintln!("error: invalid arguments");
+            } else {
+                eprintln!("{}", message.join(" "));
+            }
             return ExitCode::from(2);
         }
     };
@@ -42,8 +51,11 @@ fn main() -> ExitCode {
     };
     let builder = Server::builder().config(config);
     let started = match &cli.static_dir {
-        Some(root) => match StaticDir::open(root, cli.static_hidden) {
-            Ok(dir) => builder.serve(move |_| StaticFiles::new(&dir)),
+        Some(root) => match StaticDir::open(root) {
+            Ok(dir) => {
+                let dir = dir.hidden(cli.static_hidden).listing(cli.static_listing);
+                builder.serve(move |_| StaticFiles::new(&dir))
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);

@@ -189,6 +189,64 @@ pub(crate) fn open_beneath(
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// One entry of a directory, as `readdir` gives it.
+pub(crate) struct DirectoryEntry {
+    /// Its name (neither `.` nor `..`).
+    pub(crate) name: Vec<u8>,
+    /// Its `d_type`: `DT_REG`, `DT_DIR`, `DT_LNK`, ..., or `DT_UNKNOWN` on
+    /// file systems that do not say.
+    pub(crate) kind: u8,
+}
+
+/// The entries of the open directory `dir`: at most `limit` of them, with
+/// how many more there were. `dir` is closed.
+pub(crate) fn directory_entries(
+    dir: std::os::fd::OwnedFd,
+    limit: usize,
+) -> std::io::Result<(Vec<DirectoryEntry>, usize)> {
+    use std::os::fd::IntoRawFd;
+    let fd = dir.into_raw_fd();
+    // SAFETY: fdopendir(3) takes a directory descriptor we own; on success
+    // the stream owns it (closedir closes it).
+    let stream = unsafe { libc::fdopendir(fd) };
+    if stream.is_null() {
+        let e = std::io::Error::last_os_error();
+        // SAFETY: on failure the descriptor is still ours to close.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    let mut names = Vec::new();
+    let mut more = 0;
+    let result = loop {
+        // SAFETY: readdir(3) reports its errors only through errno, which
+        // is this thread's; clear it to tell an error from the end.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `stream` is an open directory stream used by this thread
+        // only; the entry it returns stays valid until the next call.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            let e = std::io::Error::last_os_error();
+            break if e.raw_os_error() == Some(0) { Ok(()) } else { Err(e) };
+        }
+        // SAFETY: a returned entry is valid until the next readdir, and its
+        // `d_name` is a NUL-terminated name.
+        let (name, kind) = unsafe {
+            (std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()).to_bytes(), (*entry).d_type)
+        };
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if names.len() < limit {
+            names.push(DirectoryEntry { name: name.to_vec(), kind });
+        } else {
+            more += 1;
+        }
+    };
+    // SAFETY: the stream is open and not used after this.
+    unsafe { libc::closedir(stream) };
+    result.map(|()| (names, more))
+}
+
 /// A new pipe: its read end and its write end (close-on-exec).
 pub(crate) fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;

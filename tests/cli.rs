@@ -117,6 +117,16 @@ fn a_bad_flag_value_is_one_line_and_exit_code_2() {
 }
 
 #[test]
+fn a_static_option_without_static_is_one_line_and_exit_code_2() {
+    for flag in ["--static-listing", "--static-hidden"] {
+        let (code, stderr) = run_to_exit(&[flag, "--port", "0"]);
+        assert_eq!(code, 2, "{flag}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{flag}: {stderr}");
+        assert!(stderr.contains("--static <DIR>"), "{flag}: names what is missing: {stderr}");
+    }
+}
+
+#[test]
 fn help_groups_and_explains_the_flags() {
     let out = binary().arg("--help").output().unwrap();
     assert!(out.status.success());

@@ -35,7 +35,11 @@ impl Tree {
     }
 
     fn serve(&self, hidden: bool) -> ServerHandle {
-        let dir = StaticDir::open(&self.0, hidden).expect("the tree can be served");
+        self.serve_with(|dir| dir.hidden(hidden))
+    }
+
+    fn serve_with(&self, options: impl FnOnce(StaticDir) -> StaticDir) -> ServerHandle {
+        let dir = options(StaticDir::open(&self.0).expect("the tree can be served"));
         Server::builder()
             .cores(Cores::Count(1))
             .bind("127.0.0.1:0")
@@ -106,6 +110,31 @@ fn a_directory_serves_its_index_else_404() {
     assert_eq!((r.status, r.header("location")), (301, Some("/docs/?x=1")));
     assert_eq!(c.get("/empty/").status, 404);
     assert_eq!(c.get("/missing.txt").status, 404);
+}
+
+#[test]
+fn a_directory_without_index_is_listed_with_static_listing() {
+    let tree = Tree::new("listing");
+    fs::write(tree.path("empty/<b>&.txt"), "x").unwrap();
+    fs::write(tree.path("empty/.hidden"), "x").unwrap();
+    fs::create_dir(tree.path("empty/sub")).unwrap();
+    std::os::unix::fs::symlink("/etc", tree.path("empty/out")).unwrap();
+    std::os::unix::fs::symlink("../hello.txt", tree.path("empty/up")).unwrap();
+    let server = tree.serve_with(|dir| dir.listing(true));
+    let mut c = Client::connect(server.local_addr());
+    let r = c.get("/empty/");
+    let page = r.text();
+    assert_eq!(r.status, 200, "{page}");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page.contains("<title>Index of /empty/</title>"), "{page}");
+    assert!(page.contains("<a href=\"../\">"), "{page}");
+    assert!(page.contains("<a href=\"sub/\">sub/</a>"), "{page}");
+    assert!(page.contains("<a href=\"%3Cb%3E%26.txt\">&lt;b&gt;&amp;.txt</a>"), "{page}");
+    assert!(page.contains("<a href=\"up\">up</a>"), "a link within the directory: {page}");
+    assert!(!page.contains("hidden"), "hidden names are not listed: {page}");
+    assert!(!page.contains("out"), "a link out is not listed: {page}");
+    assert_eq!(c.get("/empty/%3Cb%3E%26.txt").text(), "x", "the link is served");
+    assert_eq!(c.get("/docs/").text(), "<h1>docs</h1>\n", "an index is still served");
 }
 
 #[test]
@@ -210,10 +239,10 @@ fn hidden_files_are_served_only_with_static_hidden() {
 #[test]
 fn a_directory_that_cannot_be_served_is_a_start_error() {
     let missing = Path::new("/nonexistent-uring-serve-dir");
-    let error = StaticDir::open(missing, false).expect_err("missing");
+    let error = StaticDir::open(missing).expect_err("missing");
     assert!(error.starts_with("--static /nonexistent-uring-serve-dir: "), "{error}");
     let tree = Tree::new("notdir");
-    let error = StaticDir::open(&tree.path("hello.txt"), false).expect_err("a file");
+    let error = StaticDir::open(&tree.path("hello.txt")).expect_err("a file");
     assert!(error.ends_with("not a directory"), "{error}");
 }
 
@@ -233,7 +262,7 @@ fn the_binary_exits_2_with_one_line_for_a_missing_directory() {
 #[test]
 fn a_client_that_stops_reading_does_not_hold_the_core() {
     let tree = Tree::new("stall");
-    let dir = StaticDir::open(&tree.0, false).unwrap();
+    let dir = StaticDir::open(&tree.0).unwrap();
     let server = Server::builder()
         .cores(Cores::Count(1))
         .bind("127.0.0.1:0")

@@ -3,8 +3,9 @@
 //!
 //! What is decided without touching a file lives in pure modules: which
 //! path a request names (`path`), which bytes a `Range` asks for
-//! (`range`), and what the validators and conditional headers say
-//! (`validators`). This module opens and reads.
+//! (`range`), what the validators and conditional headers say
+//! (`validators`), and how a directory listing reads (`listing`). This
+//! module opens and reads.
 //!
 //! Opening: `openat2` below the directory's descriptor with
 //! `RESOLVE_BENEATH` (`sys::open_beneath`), so the kernel refuses any
@@ -34,6 +35,7 @@
 //! server's time. glommio's `DmaFile` was not tried: it bypasses the page
 //! cache, which is what keeps hot files in memory here.
 
+mod listing;
 mod path;
 mod range;
 mod validators;
@@ -45,13 +47,14 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing::error;
 
 use crate::app::{App, Context, Request, Response};
 use crate::http::{HttpDate, Method};
 use crate::sys;
+use listing::Entry;
 use path::Relative;
 use range::Selection;
 use validators::Version;
@@ -63,12 +66,19 @@ pub struct StaticDir {
     dir: Arc<OwnedFd>,
     /// Whether names starting with `.` are served.
     hidden: bool,
+    /// Whether a directory without `index.html` gets a listing (else 404).
+    listing: bool,
 }
+
+/// At most this many entries of a directory are listed: a listing is read
+/// in one go, and its page is held whole.
+const LISTING_LIMIT: usize = 10_000;
 
 impl StaticDir {
     /// Opens `root` for serving: an error (a line saying what is wrong)
-    /// when it is missing, not a directory, or not readable.
-    pub fn open(root: &Path, hidden: bool) -> Result<StaticDir, String> {
+    /// when it is missing, not a directory, or not readable. Hidden names
+    /// are not served and directories are not listed unless asked for.
+    pub fn open(root: &Path) -> Result<StaticDir, String> {
         let fail = |why: String| format!("--static {}: {why}", root.display());
         let meta = fs::metadata(root).map_err(|e| fail(e.to_string()))?;
         if !meta.is_dir() {
@@ -76,8 +86,32 @@ impl StaticDir {
         }
         fs::read_dir(root).map_err(|e| fail(format!("cannot read it: {e}")))?;
         let dir = fs::File::open(root).map_err(|e| fail(format!("cannot open it: {e}")))?;
-        Ok(StaticDir { dir: Arc::new(OwnedFd::from(dir)), hidden })
+        Ok(StaticDir { dir: Arc::new(OwnedFd::from(dir)), hidden: false, listing: false })
     }
+
+    /// Also serves (and lists) names starting with `.`: `.well-known`,
+    /// but also `.git` and `.env`.
+    pub fn hidden(mut self, on: bool) -> StaticDir {
+        self.hidden = on;
+        self
+    }
+
+    /// Answers a directory without `index.html` with an HTML listing of
+    /// what it serves (instead of 404). The listing is read on the core's
+    /// blocking pool, at most 10 000 entries.
+    pub fn listing(mut self, on: bool) -> StaticDir {
+        self.listing = on;
+        self
+    }
+}
+
+/// What a request names, once opened.
+enum Found {
+    /// A regular file (perhaps a directory's `index.html`): its `stat` and
+    /// the name that decides its type.
+    File(OwnedFd, libc::stat, Vec<u8>),
+    /// A directory without `index.html`, to list.
+    Directory(OwnedFd),
 }
 
 /// The static-file application of one core.
@@ -92,20 +126,16 @@ impl StaticFiles {
         StaticFiles { dir: dir.clone() }
     }
 
-    /// Opens what `relative` names: a regular file, or a directory's
-    /// `index.html`. Returns it with its `stat` and the name that decides
-    /// its type, or the response that refuses it.
-    fn open(
-        &self,
-        req: &Request,
-        relative: &Relative,
-    ) -> Result<(OwnedFd, libc::stat, Vec<u8>), Response> {
+    /// Opens what `relative` names: a regular file, a directory's
+    /// `index.html`, or a directory to list. Returns it, or the response
+    /// that refuses it.
+    fn open(&self, req: &Request, relative: &Relative) -> Result<Found, Response> {
         let name = if relative.bytes.is_empty() { b".".to_vec() } else { relative.bytes.clone() };
-        let (file, stat) = self.open_one(&name)?;
+        let (file, stat) = self.open_one(&name).map_err(|e| refusal(&e))?;
         match stat.st_mode & libc::S_IFMT {
             libc::S_IFREG => {
                 blocking_reads(&file)?;
-                Ok((file, stat, name))
+                Ok(Found::File(file, stat, name))
             }
             libc::S_IFDIR if !relative.directory => {
                 // As nginx: the directory's URL ends with a slash, so that
@@ -122,30 +152,105 @@ impl StaticFiles {
                 Err(text(301, "moved\n").header("location", location))
             }
             libc::S_IFDIR => {
+                let directory = file;
                 let mut index = name;
                 index.extend_from_slice(b"/index.html");
-                let (file, stat) = self.open_one(&index)?;
+                let (file, stat) = match self.open_one(&index) {
+                    Ok(opened) => opened,
+                    Err(e) if self.dir.listing && e.raw_os_error() == Some(libc::ENOENT) => {
+                        return Ok(Found::Directory(directory));
+                    }
+                    Err(e) => return Err(refusal(&e)),
+                };
                 if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
                     return Err(not_found());
                 }
                 blocking_reads(&file)?;
-                Ok((file, stat, index))
+                Ok(Found::File(file, stat, index))
             }
             _ => Err(not_found()),
         }
     }
 
-    fn open_one(&self, name: &[u8]) -> Result<(OwnedFd, libc::stat), Response> {
-        // The request path held no NUL (`path` refuses it).
-        let path = CString::new(name).map_err(|_| not_found())?;
-        let file = sys::open_beneath(self.dir.dir.as_fd(), &path).map_err(|e| refusal(&e))?;
-        let stat = sys::fstat(file.as_fd()).map_err(|e| refusal(&e))?;
-        Ok((file, stat))
+    fn open_one(&self, name: &[u8]) -> io::Result<(OwnedFd, libc::stat)> {
+        open_below(&self.dir.dir, name)
+    }
+
+    /// The listing of `directory` (`relative` below the served directory),
+    /// read on the core's blocking pool.
+    async fn list(&self, cx: &Context, directory: OwnedFd, relative: Vec<u8>) -> Response {
+        let root = Arc::clone(&self.dir.dir);
+        let hidden = self.dir.hidden;
+        match cx.blocking(move || read_listing(&root, directory, &relative, hidden)).await {
+            Ok(Ok(page)) => Response::new(200)
+                .header("content-type", "text/html; charset=utf-8")
+                .header("cache-control", "no-cache")
+                .body(page),
+            Ok(Err(e)) => refusal(&e),
+            Err(e) => e.into(),
+        }
     }
 }
 
+/// Opens `name` below `root` (see `sys::open_beneath`) and reads its
+/// `stat`.
+fn open_below(root: &OwnedFd, name: &[u8]) -> io::Result<(OwnedFd, libc::stat)> {
+    // The request path held no NUL (`path` refuses it), nor does a name
+    // read from a directory.
+    let path = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::ENOENT))?;
+    let file = sys::open_beneath(root.as_fd(), &path)?;
+    let stat = sys::fstat(file.as_fd())?;
+    Ok((file, stat))
+}
+
+/// Reads the directory `directory` (`relative` below `root`) and renders
+/// its listing. Listed is only what a request could be served: names a
+/// request may hold (`path::is_served_name`), which open below `root` (a
+/// link that leads out is left out) as a regular file or a directory.
+/// Devices, FIFOs and sockets are not even opened.
+fn read_listing(
+    root: &OwnedFd,
+    directory: OwnedFd,
+    relative: &[u8],
+    hidden: bool,
+) -> io::Result<String> {
+    let (names, omitted) = sys::directory_entries(directory, LISTING_LIMIT)?;
+    let mut entries = Vec::with_capacity(names.len());
+    let mut path = relative.to_vec();
+    if !path.is_empty() {
+        path.push(b'/');
+    }
+    let prefix = path.len();
+    for sys::DirectoryEntry { name, kind } in names {
+        let openable =
+            matches!(kind, libc::DT_REG | libc::DT_DIR | libc::DT_LNK | libc::DT_UNKNOWN);
+        if !openable || !path::is_served_name(&name, hidden) {
+            continue;
+        }
+        path.truncate(prefix);
+        path.extend_from_slice(&name);
+        let Ok((_, stat)) = open_below(root, &path) else { continue };
+        let directory = match stat.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => true,
+            libc::S_IFREG => false,
+            _ => continue,
+        };
+        let (len, modified) = version_of(&stat);
+        entries.push(Entry { name, directory, len, modified });
+    }
+    Ok(listing::render(relative, &mut entries, omitted))
+}
+
+/// A file's size and modification time, from its `stat`.
+fn version_of(stat: &libc::stat) -> (u64, SystemTime) {
+    let len = u64::try_from(stat.st_size).unwrap_or(0);
+    let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
+    let modified = UNIX_EPOCH + Duration::new(u64::try_from(stat.st_mtime).unwrap_or(0), nanos);
+    (len, modified)
+}
+
 impl App for StaticFiles {
-    async fn call(&self, req: Request, _cx: &Context) -> Response {
+    async fn call(&self, req: Request, cx: &Context) -> Response {
         if !matches!(req.method(), Method::Get | Method::Head) {
             return text(405, "GET or HEAD\n").header("allow", "GET, HEAD");
         }
@@ -153,12 +258,13 @@ impl App for StaticFiles {
             return not_found();
         };
         let (file, stat, name) = match self.open(&req, &relative) {
-            Ok(found) => found,
+            Ok(Found::File(file, stat, name)) => (file, stat, name),
+            Ok(Found::Directory(directory)) => {
+                return self.list(cx, directory, relative.bytes).await;
+            }
             Err(refused) => return refused,
         };
-        let len = u64::try_from(stat.st_size).unwrap_or(0);
-        let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
-        let modified = UNIX_EPOCH + Duration::new(u64::try_from(stat.st_mtime).unwrap_or(0), nanos);
+        let (len, modified) = version_of(&stat);
         let version = Version { modified, len };
         let etag = version.etag();
         let last_modified = HttpDate::from_system_time(modified);

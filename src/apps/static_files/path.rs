@@ -27,14 +27,20 @@ pub(crate) fn relative_path(path: &str, hidden: bool) -> Option<Relative> {
         }
         let name_at = bytes.len();
         percent_decode(segment.as_bytes(), &mut bytes)?;
-        let name = &bytes[name_at..];
-        let forbidden = name.iter().any(|&b| matches!(b, b'/' | b'\\' | 0));
-        let dots = name == b"." || name == b"..";
-        if forbidden || dots || (name.first() == Some(&b'.') && !hidden) {
+        if !is_served_name(&bytes[name_at..], hidden) {
             return None;
         }
     }
     Some(Relative { bytes, directory: path.ends_with('/') })
+}
+
+/// Whether a request may name `name` (one path segment, decoded): not
+/// `.` or `..`, no `/`, backslash or NUL, and not hidden (a leading `.`)
+/// unless hidden names are served.
+pub(crate) fn is_served_name(name: &[u8], hidden: bool) -> bool {
+    let forbidden = name.iter().any(|&b| matches!(b, b'/' | b'\\' | 0));
+    let dots = name == b"." || name == b"..";
+    !(forbidden || dots || (name.first() == Some(&b'.') && !hidden))
 }
 
 /// Appends `encoded` with its `%XX` escapes decoded; `None` for a broken
