@@ -278,11 +278,12 @@ pub enum Body {
     Full(Cow<'static, [u8]>),
     /// A body of unknown length, sent as it is produced.
     Stream(BodyStream),
-    /// `len` bytes of `file` from `offset`, sent with `Content-Length`. The
-    /// server reads the file through the core's io_uring straight into the
-    /// connection's write buffer. A file that ends before `len` bytes
-    /// closes the connection (the client sees a short body, never a wrong
-    /// one).
+    /// `len` bytes of `file` from `offset`, sent with `Content-Length`.
+    /// What is in the page cache is sent on the core (a small body read
+    /// into the connection's write buffer, a large one with `sendfile`);
+    /// what is not is read through the core's io_uring, so the core never
+    /// waits for a disk. A file that ends before `len` bytes closes the
+    /// connection (the client sees a short body, never a wrong one).
     File {
         /// The file, open for reading.
         file: std::fs::File,

@@ -137,6 +137,9 @@ const FILE_CHUNK_BYTES: usize = 64 << 10;
 /// File bodies at least this large are spliced (no copy) rather than read
 /// into the write buffer and written with the head.
 const SPLICE_MIN_BYTES: u64 = 16 << 10;
+/// At most this much per `sendfile` call: the kernel's own cap is just
+/// under 2 GiB.
+const SENDFILE_MAX_BYTES: usize = 1 << 30;
 /// What a pipe is asked to hold: one splice's worth.
 const PIPE_BYTES: u64 = 512 << 10;
 /// Empty pipes a core keeps for reuse; more are closed.
@@ -1292,14 +1295,22 @@ impl<A: App> Conn<A> {
         }
     }
 
-    /// Writes `len` bytes of `file` from `offset`: spliced without a copy
-    /// when large (see [`Conn::splice_file`]), else copied (see
-    /// [`Conn::copy_file`]).
+    /// Writes `len` bytes of `file` from `offset`: copied into the write
+    /// buffer when small (see [`Conn::copy_file`]); when large, sent by the
+    /// kernel without a copy, with `sendfile` on the core if all of it is
+    /// in the page cache (see [`Conn::send_cached`]), else spliced on the
+    /// ring (see [`Conn::splice_file`]).
     async fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
         let file = Rc::new(file);
         if len < SPLICE_MIN_BYTES {
             return self.copy_file(&file, offset, 0, len).await;
         }
+        if sys::is_cached(file.as_raw_fd(), offset, len) {
+            return self.send_cached(&file, offset, len).await;
+        }
+        // io_uring fails a read of a non-blocking file that would wait.
+        sys::clear_nonblocking(file.as_raw_fd())?;
         let pipe = self.core.pipes.borrow_mut().pop().map(Ok).unwrap_or_else(Pipe::new);
         match pipe {
             Ok(pipe) => self.splice_file(file, Rc::new(pipe), offset, len).await,
@@ -1309,10 +1320,12 @@ impl<A: App> Conn<A> {
     }
 
     /// Writes bytes `sent..len` of the body at `offset` of `file`: each
-    /// chunk is read on the ring straight into the write buffer, after what
-    /// is pending there (the head, the first time: a small file goes out in
-    /// one write), and written before the next is read. A file that ends
-    /// early ends the connection.
+    /// chunk is read straight into the write buffer, after what is pending
+    /// there (the head, the first time: a small file goes out in one
+    /// write), and written before the next is read. A chunk in the page
+    /// cache is read with one system call on the core; one that is not, on
+    /// the ring, so the core never waits for a disk. A file that ends early
+    /// ends the connection.
     async fn copy_file(
         &mut self,
         file: &std::fs::File,
@@ -1323,9 +1336,18 @@ impl<A: App> Conn<A> {
         use std::os::fd::AsRawFd;
         while sent < len {
             let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(FILE_CHUNK_BYTES);
-            let read =
-                self.core.ring.read_file(file.as_raw_fd(), &mut self.wbuf, want, offset + sent);
-            match read.await {
+            let fd = file.as_raw_fd();
+            let read = match sys::read_cached(fd, &mut self.wbuf, want, offset + sent) {
+                // Not cached, or no cache-only reads on this file system.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EOPNOTSUPP)) => {
+                    // io_uring fails a read of a non-blocking file that
+                    // would wait.
+                    sys::clear_nonblocking(fd)?;
+                    self.core.ring.read_file(fd, &mut self.wbuf, want, offset + sent).await
+                }
+                read => read,
+            };
+            match read {
                 Ok(0) => {
                     error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
                     self.flush().await?;
@@ -1339,6 +1361,84 @@ impl<A: App> Conn<A> {
             }
             self.body_bytes = sent;
             self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `len` bytes of `file` from `offset`, all in the page cache,
+    /// after the head: `sendfile` calls on the core, with the socket
+    /// non-blocking meanwhile; when its send buffer is full the connection
+    /// waits on the ring for room, under the write timeout (so a client
+    /// that stops reading holds nothing). A file that ends early ends the
+    /// connection. Pages evicted since they were counted are read from the
+    /// disk on the core: rare, and what nginx's `sendfile` always risks.
+    async fn send_cached(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+        let socket = self.io.fd();
+        sys::set_nonblocking(socket, true)?;
+        let mut result = self.flush_more().await;
+        if result.is_ok() {
+            result = self.sendfile_loop(file, offset, len).await;
+        }
+        let restored = sys::set_nonblocking(socket, false);
+        result.and(restored)
+    }
+
+    /// Writes and empties the write buffer (the head) on the core, the
+    /// socket being non-blocking, with `MSG_MORE`: the kernel holds it to
+    /// leave with the start of the body, in one packet (nginx's
+    /// `tcp_nopush`).
+    async fn flush_more(&mut self) -> io::Result<()> {
+        let socket = self.io.fd();
+        let mut written = 0;
+        while written < self.wbuf.len() {
+            match sys::send_more(socket, &self.wbuf[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.wbuf.clear();
+        Ok(())
+    }
+
+    /// Waits until the socket (non-blocking) has room for more, under the
+    /// write timeout.
+    async fn writable(&self) -> io::Result<()> {
+        let stall = Stall { watch: &self.watch, limit: self.core.timeouts.write };
+        stall.arm();
+        let _ = self.core.ring.writable(self.io.fd()).await;
+        stall.disarm()
+    }
+
+    /// The loop of [`Conn::send_cached`].
+    async fn sendfile_loop(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let socket = self.io.fd();
+        let end = offset + len;
+        let mut at = offset;
+        while at < end {
+            let count = usize::try_from(end - at).unwrap_or(usize::MAX).min(SENDFILE_MAX_BYTES);
+            match sys::sendfile(socket, file.as_raw_fd(), &mut at, count) {
+                Ok(0) => {
+                    let sent = at - offset;
+                    error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
+                    return Err(io::Error::other("file ended short"));
+                }
+                Ok(_) => {
+                    self.body_bytes = at - offset;
+                    // A client that keeps up must not keep the core.
+                    glommio::yield_if_needed().await;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -1428,13 +1528,7 @@ impl<A: App> Conn<A> {
                         sent += n as u64;
                         self.body_bytes = sent;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // Wait for room, under the write timeout.
-                        let stall = Stall { watch: &self.watch, limit: self.core.timeouts.write };
-                        stall.arm();
-                        let _ = ring.writable(socket).await;
-                        stall.disarm()?;
-                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
                     Err(e) => return Err(e),
                 }
             }

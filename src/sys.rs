@@ -247,6 +247,93 @@ pub(crate) fn directory_entries(
     result.map(|()| (names, more))
 }
 
+/// Reads up to `want` bytes of `file` at `offset` onto the end of `buf`,
+/// from the page cache only (`preadv2` with `RWF_NOWAIT`): `WouldBlock`
+/// when a byte would have to come from the disk, before any is read.
+pub(crate) fn read_cached(
+    file: std::os::fd::RawFd,
+    buf: &mut Vec<u8>,
+    want: usize,
+    offset: u64,
+) -> std::io::Result<usize> {
+    buf.reserve(want);
+    let spare = buf.spare_capacity_mut();
+    let iov = libc::iovec { iov_base: spare.as_mut_ptr().cast(), iov_len: want.min(spare.len()) };
+    let offset = libc::off_t::try_from(offset).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: preadv2(2) writes at most `iov_len` bytes into the spare
+    // capacity the iovec points at, which `buf` owns and nothing aliases.
+    let n = unsafe { libc::preadv2(file, &iov, 1, offset, libc::RWF_NOWAIT) };
+    let n = usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?;
+    // SAFETY: the kernel initialised the `n` bytes after the length.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// `cachestat(2)`'s system call number: the same on every architecture
+/// but alpha (the libc crate does not name it for all of them yet).
+const SYS_CACHESTAT: libc::c_long = 451;
+
+/// Whether every page of `len` bytes of `file` from `offset` is in the
+/// page cache (`cachestat(2)`, Linux 6.5): reading them cannot wait for a
+/// disk. `false` when the kernel cannot say.
+pub(crate) fn is_cached(file: std::os::fd::RawFd, offset: u64, len: u64) -> bool {
+    #[repr(C)]
+    struct Range {
+        off: u64,
+        len: u64,
+    }
+    #[repr(C)]
+    #[derive(Default)]
+    struct Stat {
+        nr_cache: u64,
+        nr_dirty: u64,
+        nr_writeback: u64,
+        nr_evicted: u64,
+        nr_recently_evicted: u64,
+    }
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: sysconf reads no memory.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+    let pages = (offset + len - 1) / page - offset / page + 1;
+    let range = Range { off: offset, len };
+    let mut stat = Stat::default();
+    // SAFETY: cachestat(2) reads one range and writes one stat, both valid
+    // for the call and laid out as the kernel's structs.
+    let r = unsafe {
+        libc::syscall(SYS_CACHESTAT, file, &range as *const Range, &mut stat as *mut Stat, 0)
+    };
+    r == 0 && stat.nr_cache >= pages
+}
+
+/// `sendfile(2)`: copies up to `count` bytes of `file` from `*offset` into
+/// `socket` in the kernel, advancing `*offset`. On a non-blocking socket,
+/// `WouldBlock` when its send buffer is full.
+pub(crate) fn sendfile(
+    socket: std::os::fd::RawFd,
+    file: std::os::fd::RawFd,
+    offset: &mut u64,
+    count: usize,
+) -> std::io::Result<usize> {
+    let mut at = libc::off_t::try_from(*offset).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: sendfile(2) reads and updates the one offset given.
+    let n = unsafe { libc::sendfile(socket, file, &mut at, count) };
+    let n = usize::try_from(n).map_err(|_| std::io::Error::last_os_error())?;
+    *offset += n as u64;
+    Ok(n)
+}
+
+/// `send(2)` with `MSG_MORE` (more follows: the kernel may hold these
+/// bytes to go out with it) and `MSG_NOSIGNAL`.
+pub(crate) fn send_more(socket: std::os::fd::RawFd, bytes: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: send(2) reads at most `bytes.len()` bytes from `bytes`.
+    let n = unsafe {
+        libc::send(socket, bytes.as_ptr().cast(), bytes.len(), libc::MSG_MORE | libc::MSG_NOSIGNAL)
+    };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
 /// A new pipe: its read end and its write end (close-on-exec).
 pub(crate) fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
@@ -271,6 +358,23 @@ pub(crate) fn set_nonblocking(fd: std::os::fd::RawFd, on: bool) -> std::io::Resu
     // SAFETY: fcntl(F_SETFL) sets the descriptor's status flags (the access
     // mode is kept) and writes no memory.
     if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Clears `O_NONBLOCK` on `fd` if it is set, keeping its other status
+/// flags (for a descriptor the server did not open).
+pub(crate) fn clear_nonblocking(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    // SAFETY: fcntl(F_GETFL) reads the descriptor's flags, no memory.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fcntl(F_SETFL) sets the status flags and writes no memory.
+    if flags & libc::O_NONBLOCK != 0
+        && unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+    {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

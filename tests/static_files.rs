@@ -188,6 +188,42 @@ fn a_large_file_streams_whole_and_the_connection_goes_on() {
     assert_eq!(c.get("/hello.txt").status, 200);
 }
 
+/// Drops `path`'s pages from the page cache; whether they are gone (a
+/// file system may keep them, tmpfs always does).
+fn evict(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let file = fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: plain system calls on a descriptor open for the call; the
+    // read goes into a local buffer of the size given.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        let mut byte = [0u8; 1];
+        let iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) < 0
+    }
+}
+
+#[test]
+fn a_file_not_in_the_page_cache_is_read_on_the_ring_whole() {
+    let tree = Tree::new("cold");
+    let small: Vec<u8> = (0..9_000u32).map(|i| (i % 253) as u8).collect();
+    fs::write(tree.path("small.bin"), &small).unwrap();
+    let big = fs::read(tree.path("big.bin")).unwrap();
+    let server = tree.serve(false);
+    for _ in 0..2 {
+        let evicted = evict(&tree.path("small.bin")) & evict(&tree.path("big.bin"));
+        if !evicted {
+            eprintln!("this file system keeps the pages: the cached paths are tested instead");
+        }
+        let mut c = Client::connect(server.local_addr());
+        assert!(c.get("/small.bin").body == small, "a small file, read on the ring");
+        assert!(c.get("/big.bin").body == big, "a large file, spliced on the ring");
+        let r = c.roundtrip("GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000000-\r\n\r\n");
+        assert!(r.body == big[1_000_000..], "a range of it");
+    }
+}
+
 #[test]
 fn dot_segments_plain_or_encoded_never_leave_the_directory() {
     let tree = Tree::new("dots");

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Runs uring-serve under deploy/seccomp/uring-serve.json, as a container
 runtime would load it, and exercises it: every request kind of the bench
-app, the metrics listener, the access log, a Unix socket, then SIGTERM.
+app, the metrics listener, the access log, a Unix socket, static files
+(small and large, in the page cache and not, a range, a listing), then
+SIGTERM.
 Exits 0 when everything answered and the server stopped cleanly.
 
     /usr/bin/python3 deploy/seccomp/check.py target/release/uring-serve
@@ -99,6 +101,34 @@ def main():
             assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"Hello, World!"), answer
 
         run(binary, ["--uds", path], unix_requests)
+
+        www = os.path.join(tmp, "www")
+        os.makedirs(os.path.join(www, "sub"))
+        small, large = os.urandom(1000), os.urandom(3 << 20)
+        for name, data in (("small.bin", small), ("large.bin", large)):
+            with open(os.path.join(www, name), "wb") as f:
+                f.write(data)
+
+        def evict(name):
+            fd = os.open(os.path.join(www, name), os.O_RDONLY)
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+
+        def static_requests():
+            base = f"http://127.0.0.1:{port}"
+            for cached in (False, True):
+                if not cached:
+                    evict("small.bin")
+                    evict("large.bin")
+                assert get(base + "/small.bin") == (200, small), cached
+                assert get(base + "/large.bin") == (200, large), cached
+            ranged = urllib.request.Request(base + "/large.bin", headers={"Range": "bytes=100-199"})
+            assert get(ranged) == (206, large[100:200])
+            status, page = get(base + "/")
+            assert status == 200 and b'href="sub/"' in page and b'href="large.bin"' in page, page
+
+        run(binary, ["--port", str(port), "--static", www, "--static-listing"], static_requests)
     print("ok: uring-serve ran under deploy/seccomp/uring-serve.json")
 
 

@@ -11,15 +11,24 @@
 //! `RESOLVE_BENEATH` (`sys::open_beneath`), so the kernel refuses any
 //! symbolic link or `..` that would resolve outside it, whatever the path;
 //! the request path was already stripped of `..`, encoded slashes and hidden
-//! names. Sending is the connection's (`Body::File`), on the core's socket
-//! ring: a body under 16 KiB is read straight into the connection's write
-//! buffer after the head and goes out in one write; a larger one is
-//! spliced from the file into a pipe and from the pipe into the socket, a
-//! pipeful (512 KiB) at a time, without copying it (what nginx's `sendfile`
-//! does). Either way a download holds at most one chunk in memory, and a
-//! client that stops reading is cut by the write timeout. A file that
-//! shrinks under a response ends it short: the connection closes, never a
-//! wrong `Content-Length`.
+//! names. Sending is the connection's (`Body::File`), and never waits for
+//! a disk on the core:
+//!
+//! - a body under 16 KiB is read straight into the connection's write
+//!   buffer after the head and goes out in one write: with one `preadv2`
+//!   (`RWF_NOWAIT`) when it is in the page cache, else on the ring;
+//! - a larger one, when `cachestat` finds all of it in the page cache, goes
+//!   out with `sendfile` on the core, after the head sent with `MSG_MORE`
+//!   (nginx's `sendfile` and `tcp_nopush`);
+//! - else it is spliced on the ring from the file into a pipe and from the
+//!   pipe into the socket, a pipeful (512 KiB) at a time. io_uring runs
+//!   every splice on its worker threads, which is why it is the path for
+//!   files that are not cached, not the one for hot files.
+//!
+//! No file data is copied to user space but a small body, a download holds
+//! at most one chunk in memory, and a client that stops reading is cut by
+//! the write timeout. A file that shrinks under a response ends it short:
+//! the connection closes, never a wrong `Content-Length`.
 //!
 //! Chosen by measurement beside nginx (`benches/static.sh`, one repeat
 //! each, requests/s ratio to nginx for 64 KiB and 10 MiB files):
@@ -133,10 +142,7 @@ impl StaticFiles {
         let name = if relative.bytes.is_empty() { b".".to_vec() } else { relative.bytes.clone() };
         let (file, stat) = self.open_one(&name).map_err(|e| refusal(&e))?;
         match stat.st_mode & libc::S_IFMT {
-            libc::S_IFREG => {
-                blocking_reads(&file)?;
-                Ok(Found::File(file, stat, name))
-            }
+            libc::S_IFREG => Ok(Found::File(file, stat, name)),
             libc::S_IFDIR if !relative.directory => {
                 // As nginx: the directory's URL ends with a slash, so that
                 // the index's relative links resolve inside it. Built from
@@ -165,7 +171,6 @@ impl StaticFiles {
                 if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
                     return Err(not_found());
                 }
-                blocking_reads(&file)?;
                 Ok(Found::File(file, stat, index))
             }
             _ => Err(not_found()),
@@ -315,14 +320,6 @@ impl App for StaticFiles {
         }
         response.file(fs::File::from(file), first, count)
     }
-}
-
-/// A regular file opened non-blocking (so that opening a FIFO cannot stall
-/// the core) reads blocking again: io_uring then waits for the disk
-/// instead of failing with `EAGAIN` on a file not in the page cache.
-fn blocking_reads(file: &OwnedFd) -> Result<(), Response> {
-    use std::os::fd::AsRawFd;
-    sys::set_nonblocking(file.as_raw_fd(), false).map_err(|e| refusal(&e))
 }
 
 /// Appends `bytes` (a checked relative path) to a URL path: `/` and the
