@@ -4,6 +4,7 @@
 # files, interleaved repeats; medians of requests/s and bytes/s.
 #
 #   benches/static.sh [REPEATS] [SECONDS]
+#   FILES="64k.bin" benches/static.sh 6 5   # some of the files only
 #
 # Pinning: server on CPU 0; wrk on CPU 0 too ("same core", the steadiest
 # setup on a VM) and on CPU 1 ("other core"). nginx runs one worker with
@@ -13,6 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPEATS=${1:-3}
 SECONDS_EACH=${2:-5}
+FILES=${FILES:-1k.bin 64k.bin 10m.bin}
 OUT=bench-results/static-$(date +%Y-%m-%d-%H%M)
 mkdir -p "$OUT"
 WORK=$(mktemp -d)
@@ -66,7 +68,7 @@ for rep in $(seq "$REPEATS"); do
     start $server
     for placement in same-core other-core; do
       cpu=0; [ $placement = other-core ] && cpu=1
-      for file in 1k.bin 64k.bin 10m.bin; do
+      for file in $FILES; do
         out=$(taskset -c $cpu wrk -t1 -c32 -d${SECONDS_EACH}s "http://127.0.0.1:$PORT/$file" 2>&1)
         rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
         size=$(stat -c %s "$WORK/www/$file")
@@ -78,7 +80,7 @@ for rep in $(seq "$REPEATS"); do
   done
 done
 {
-  echo "command: benches/static.sh $REPEATS $SECONDS_EACH"
+  echo "command: FILES=\"$FILES\" benches/static.sh $REPEATS $SECONDS_EACH"
   echo "commit: $(git rev-parse --short HEAD)"
   echo "machine: $(nproc) CPUs, $(uname -r), $(nginx -v 2>&1)"
 } > "$OUT/env.txt"
@@ -87,13 +89,20 @@ import csv, statistics as st, sys, collections
 out = sys.argv[1]
 rows = list(csv.DictReader(open(f"{out}/results.csv")))
 d = collections.defaultdict(list)
+by_repeat = {}
 for r in rows:
     d[(r["placement"], r["file"], r["server"])].append(float(r["requests_per_s"]))
-lines = ["| placement | file | nginx req/s | uring-serve req/s | ratio |", "|---|---|---:|---:|---:|"]
+    by_repeat[(r["repeat"], r["placement"], r["file"], r["server"])] = float(r["requests_per_s"])
+files = list(dict.fromkeys(r["file"] for r in rows))
+repeats = list(dict.fromkeys(r["repeat"] for r in rows))
+lines = ["| placement | file | nginx req/s | uring-serve req/s | ratio of medians | median of per-repeat ratios |",
+         "|---|---|---:|---:|---:|---:|"]
 for placement in ["same-core", "other-core"]:
-    for f in ["1k.bin", "64k.bin", "10m.bin"]:
+    for f in files:
         n = st.median(d[(placement, f, "nginx")]); u = st.median(d[(placement, f, "uring-serve")])
-        lines.append(f"| {placement} | {f} | {n:,.0f} | {u:,.0f} | {u/n:.2f} |")
+        pairs = st.median(by_repeat[(k, placement, f, "uring-serve")] / by_repeat[(k, placement, f, "nginx")]
+                          for k in repeats)
+        lines.append(f"| {placement} | {f} | {n:,.0f} | {u:,.0f} | {u/n:.2f} | {pairs:.2f} |")
 open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
