@@ -30,14 +30,16 @@
 //! the write timeout. A file that shrinks under a response ends it short:
 //! the connection closes, never a wrong `Content-Length`.
 //!
-//! Chosen by measurement beside nginx (`benches/static.sh`, one repeat
-//! each, requests/s ratio to nginx for 64 KiB and 10 MiB files):
+//! Chosen by measurement beside nginx (`benches/static.sh`, requests/s
+//! ratio to nginx for 64 KiB and 10 MiB files; one repeat each but the
+//! last, see `bench-results/README.md`):
 //!
 //! | reading | 64 KiB | 10 MiB |
 //! |---|---|---|
 //! | glommio's `BufferedFile` (its ring, a copy out of its buffer, streamed) | 0.29-0.39 | 0.22-0.35 |
 //! | read on the socket ring into the write buffer (two copies) | 0.53-0.57 | 0.62-1.92 |
 //! | spliced file → pipe → socket on the socket ring (no copy) | 0.98-1.12 | 0.91-0.99 |
+//! | the same when not cached; when cached, `preadv2` or `sendfile` on the core | 0.93-1.15 | 0.97-1.10 |
 //!
 //! Through glommio every read waited for a turn of glommio's reactor; with
 //! copies, `_copy_from_iter` and `_copy_to_iter` were a third of the
