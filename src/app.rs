@@ -281,8 +281,8 @@ pub enum Body {
     /// `len` bytes of `file` from `offset`, sent with `Content-Length`.
     /// What is in the page cache is sent on the core (a small body read
     /// into the connection's write buffer, a large one with `sendfile`);
-    /// what is not is read through the core's io_uring, so the core never
-    /// waits for a disk. A file that ends before `len` bytes closes the
+    /// what is not is read through the core's io_uring, so the core does
+    /// not wait for a disk. A file that ends before `len` bytes closes the
     /// connection (the client sees a short body, never a wrong one).
     File {
         /// The file, open for reading.

@@ -166,22 +166,12 @@ pub struct Cli {
 
     /// With --static: also serve names starting with a dot (`.well-known`,
     /// but also `.git`, `.env`).
-    #[arg(
-        long,
-        env = "URING_SERVE_STATIC_HIDDEN",
-        requires = "static_dir",
-        help_heading = "Applications"
-    )]
+    #[arg(long, env = "URING_SERVE_STATIC_HIDDEN", help_heading = "Applications")]
     pub static_hidden: bool,
 
     /// With --static: answer a directory without index.html with an HTML
     /// listing of its files (at most 10 000 entries) instead of 404.
-    #[arg(
-        long,
-        env = "URING_SERVE_STATIC_LISTING",
-        requires = "static_dir",
-        help_heading = "Applications"
-    )]
+    #[arg(long, env = "URING_SERVE_STATIC_LISTING", help_heading = "Applications")]
     pub static_listing: bool,
 
     /// Log level: error, warn, info, debug or trace. RUST_LOG, when set,
@@ -203,6 +193,15 @@ pub struct Cli {
 impl Cli {
     /// The configuration these flags describe.
     pub fn to_config(&self) -> Result<Config, ConfigError> {
+        if self.static_dir.is_none() {
+            for (flag, set) in
+                [("--static-hidden", self.static_hidden), ("--static-listing", self.static_listing)]
+            {
+                if set {
+                    return Err(ConfigError::new(flag, "needs --static DIR"));
+                }
+            }
+        }
         let cores: Cores =
             self.cores.parse().map_err(|e| ConfigError::new("--cores", format!("{e}")))?;
         let addr = (self.host.as_str(), self.port)

@@ -137,9 +137,10 @@ const FILE_CHUNK_BYTES: usize = 64 << 10;
 /// File bodies at least this large are spliced (no copy) rather than read
 /// into the write buffer and written with the head.
 const SPLICE_MIN_BYTES: u64 = 16 << 10;
-/// At most this much per `sendfile` call: the kernel's own cap is just
-/// under 2 GiB.
-const SENDFILE_MAX_BYTES: usize = 1 << 30;
+/// A large file body is checked to be in the page cache (`cachestat`)
+/// this much at a time before `sendfile` sends it on the core: the check's
+/// cost stays bounded, and it stays close to the send.
+const CACHED_WINDOW_BYTES: u64 = 2 << 20;
 /// What a pipe is asked to hold: one splice's worth.
 const PIPE_BYTES: u64 = 512 << 10;
 /// Empty pipes a core keeps for reuse; more are closed.
@@ -1297,25 +1298,28 @@ impl<A: App> Conn<A> {
 
     /// Writes `len` bytes of `file` from `offset`: copied into the write
     /// buffer when small (see [`Conn::copy_file`]); when large, sent by the
-    /// kernel without a copy, with `sendfile` on the core if all of it is
-    /// in the page cache (see [`Conn::send_cached`]), else spliced on the
-    /// ring (see [`Conn::splice_file`]).
+    /// kernel without a copy: with `sendfile` on the core while the bytes
+    /// are in the page cache (see [`Conn::send_cached`]), the rest spliced
+    /// on the ring (see [`Conn::splice_file`]).
     async fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let file = Rc::new(file);
         if len < SPLICE_MIN_BYTES {
             return self.copy_file(&file, offset, 0, len).await;
         }
-        if sys::is_cached(file.as_raw_fd(), offset, len) {
-            return self.send_cached(&file, offset, len).await;
+        let first = len.min(CACHED_WINDOW_BYTES);
+        let mut sent = 0;
+        if sys::is_cached(file.as_raw_fd(), offset, first) {
+            sent = self.send_cached(&file, offset, first, len).await?;
+            if sent == len {
+                return Ok(());
+            }
         }
-        // io_uring fails a read of a non-blocking file that would wait.
-        sys::clear_nonblocking(file.as_raw_fd())?;
         let pipe = self.core.pipes.borrow_mut().pop().map(Ok).unwrap_or_else(Pipe::new);
         match pipe {
-            Ok(pipe) => self.splice_file(file, Rc::new(pipe), offset, len).await,
+            Ok(pipe) => self.splice_file(file, Rc::new(pipe), offset, sent, len).await,
             // Out of descriptors for a pipe: copy instead.
-            Err(_) => self.copy_file(&file, offset, 0, len).await,
+            Err(_) => self.copy_file(&file, offset, sent, len).await,
         }
     }
 
@@ -1323,9 +1327,9 @@ impl<A: App> Conn<A> {
     /// chunk is read straight into the write buffer, after what is pending
     /// there (the head, the first time: a small file goes out in one
     /// write), and written before the next is read. A chunk in the page
-    /// cache is read with one system call on the core; one that is not, on
-    /// the ring, so the core never waits for a disk. A file that ends early
-    /// ends the connection.
+    /// cache is read with one system call on the core; from the first that
+    /// is not, chunks are read on the ring, so the core does not wait for a
+    /// disk. A file that ends early ends the connection.
     async fn copy_file(
         &mut self,
         file: &std::fs::File,
@@ -1334,12 +1338,19 @@ impl<A: App> Conn<A> {
         len: u64,
     ) -> io::Result<()> {
         use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        let mut on_ring = false;
         while sent < len {
             let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(FILE_CHUNK_BYTES);
-            let fd = file.as_raw_fd();
-            let read = match sys::read_cached(fd, &mut self.wbuf, want, offset + sent) {
+            let read = if on_ring {
+                self.core.ring.read_file(fd, &mut self.wbuf, want, offset + sent).await
+            } else {
+                sys::read_cached(fd, &mut self.wbuf, want, offset + sent)
+            };
+            let read = match read {
                 // Not cached, or no cache-only reads on this file system.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EOPNOTSUPP)) => {
+                    on_ring = true;
                     // io_uring fails a read of a non-blocking file that
                     // would wait.
                     sys::clear_nonblocking(fd)?;
@@ -1365,22 +1376,34 @@ impl<A: App> Conn<A> {
         Ok(())
     }
 
-    /// Writes `len` bytes of `file` from `offset`, all in the page cache,
-    /// after the head: `sendfile` calls on the core, with the socket
-    /// non-blocking meanwhile; when its send buffer is full the connection
-    /// waits on the ring for room, under the write timeout (so a client
-    /// that stops reading holds nothing). A file that ends early ends the
-    /// connection. Pages evicted since they were counted are read from the
-    /// disk on the core: rare, and what nginx's `sendfile` always risks.
-    async fn send_cached(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    /// Writes the head, then bytes of `file` from `offset` with `sendfile`
+    /// on the core while they are in the page cache: `checked` bytes are
+    /// known to be, and each next window of [`CACHED_WINDOW_BYTES`] is
+    /// checked (`cachestat`) before it is sent. Returns how many were sent:
+    /// `len`, or fewer when a window is not cached or the file system
+    /// cannot `sendfile`, for the caller to send the rest on the ring.
+    ///
+    /// The socket is non-blocking meanwhile; when its send buffer is full
+    /// the connection waits on the ring for room, under the write timeout
+    /// (so a client that stops reading holds nothing). A file that ends
+    /// early ends the connection. The core can still wait for a disk when
+    /// pages are evicted between the check and the send, or were still
+    /// being read in: rare, and what nginx's `sendfile` always risks.
+    async fn send_cached(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        checked: u64,
+        len: u64,
+    ) -> io::Result<u64> {
         let socket = self.io.fd();
         sys::set_nonblocking(socket, true)?;
-        let mut result = self.flush_more().await;
+        let mut result = self.flush_more().await.map(|()| 0);
         if result.is_ok() {
-            result = self.sendfile_loop(file, offset, len).await;
+            result = self.sendfile_loop(file, offset, checked, len).await;
         }
         let restored = sys::set_nonblocking(socket, false);
-        result.and(restored)
+        result.and_then(|sent| restored.map(|()| sent))
     }
 
     /// Writes and empties the write buffer (the head) on the core, the
@@ -1416,40 +1439,50 @@ impl<A: App> Conn<A> {
         &mut self,
         file: &std::fs::File,
         offset: u64,
+        mut checked: u64,
         len: u64,
-    ) -> io::Result<()> {
+    ) -> io::Result<u64> {
         use std::os::fd::AsRawFd;
         let socket = self.io.fd();
-        let end = offset + len;
-        let mut at = offset;
-        while at < end {
-            let count = usize::try_from(end - at).unwrap_or(usize::MAX).min(SENDFILE_MAX_BYTES);
+        let mut sent = 0;
+        while sent < len {
+            if sent == checked {
+                let window = (len - sent).min(CACHED_WINDOW_BYTES);
+                if !sys::is_cached(file.as_raw_fd(), offset + sent, window) {
+                    return Ok(sent);
+                }
+                checked += window;
+            }
+            let count = usize::try_from(checked - sent).unwrap_or(usize::MAX);
+            let mut at = offset + sent;
             match sys::sendfile(socket, file.as_raw_fd(), &mut at, count) {
                 Ok(0) => {
-                    let sent = at - offset;
                     error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
                     return Err(io::Error::other("file ended short"));
                 }
-                Ok(_) => {
-                    self.body_bytes = at - offset;
+                Ok(n) => {
+                    sent += n as u64;
+                    self.body_bytes = sent;
                     // A client that keeps up must not keep the core.
                     glommio::yield_if_needed().await;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // This file system cannot sendfile: the ring's way.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(sent),
                 Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(sent)
     }
 
-    /// Writes `len` bytes of `file` from `offset` without copying them:
-    /// spliced from the file into a pipe of the core's, then from the pipe
-    /// into the socket (what `sendfile` does), a pipeful at a time, after
-    /// the head. The socket is non-blocking meanwhile, so a splice never
-    /// waits inside the kernel for a client that reads slowly (io_uring runs
-    /// splices on its worker threads: a waiting one would hold a thread);
-    /// the connection waits on the ring for room instead, under the write
+    /// Writes bytes `sent..len` of the body at `offset` of `file` without
+    /// copying them: spliced from the file into a pipe of the core's, then
+    /// from the pipe into the socket, a pipeful at a time, after the head.
+    /// The socket is non-blocking meanwhile, so a splice never waits inside
+    /// the kernel for a client that reads slowly (io_uring runs splices on
+    /// its worker threads: a waiting one would hold a thread); the
+    /// connection waits on the ring for room instead, under the write
     /// timeout. A file system that cannot splice falls back to copying. A
     /// pipe left holding data (the connection failed) is not reused.
     async fn splice_file(
@@ -1457,12 +1490,16 @@ impl<A: App> Conn<A> {
         file: Rc<std::fs::File>,
         pipe: Rc<Pipe>,
         offset: u64,
+        sent: u64,
         len: u64,
     ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // io_uring fails a read of a non-blocking file that would wait.
+        sys::clear_nonblocking(file.as_raw_fd())?;
         self.flush().await?;
         let socket = self.io.fd();
         sys::set_nonblocking(socket, true)?;
-        let result = self.splice_through(&file, &pipe, offset, len).await;
+        let result = self.splice_through(&file, &pipe, offset, sent, len).await;
         let restored = sys::set_nonblocking(socket, false);
         match result {
             Ok(None) => {
@@ -1491,12 +1528,12 @@ impl<A: App> Conn<A> {
         file: &Rc<std::fs::File>,
         pipe: &Rc<Pipe>,
         offset: u64,
+        mut sent: u64,
         len: u64,
     ) -> io::Result<Option<u64>> {
         use std::os::fd::AsRawFd;
         let ring = self.core.ring.clone();
         let socket = self.io.fd();
-        let mut sent = 0;
         while sent < len {
             let want = u32::try_from((len - sent).min(PIPE_BYTES)).unwrap_or(u32::MAX);
             let at = i64::try_from(offset + sent).unwrap_or(i64::MAX);

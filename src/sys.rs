@@ -189,21 +189,16 @@ pub(crate) fn open_beneath(
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// One entry of a directory, as `readdir` gives it.
-pub(crate) struct DirectoryEntry {
-    /// Its name (neither `.` nor `..`).
-    pub(crate) name: Vec<u8>,
-    /// Its `d_type`: `DT_REG`, `DT_DIR`, `DT_LNK`, ..., or `DT_UNKNOWN` on
-    /// file systems that do not say.
-    pub(crate) kind: u8,
-}
-
-/// The entries of the open directory `dir`: at most `limit` of them, with
-/// how many more there were. `dir` is closed.
-pub(crate) fn directory_entries(
+/// Reads the open directory `dir` (closing it), calling `keep` with each
+/// entry's name (neither `.` nor `..`) and `d_type` (`DT_REG`, `DT_DIR`,
+/// `DT_LNK`, ..., or `DT_UNKNOWN` on file systems that do not say). Returns
+/// the first `limit` values `keep` made of them, and whether it made more
+/// (reading stops at the first past the limit).
+pub(crate) fn directory_entries<T>(
     dir: std::os::fd::OwnedFd,
     limit: usize,
-) -> std::io::Result<(Vec<DirectoryEntry>, usize)> {
+    mut keep: impl FnMut(&[u8], u8) -> Option<T>,
+) -> std::io::Result<(Vec<T>, bool)> {
     use std::os::fd::IntoRawFd;
     let fd = dir.into_raw_fd();
     // SAFETY: fdopendir(3) takes a directory descriptor we own; on success
@@ -215,8 +210,7 @@ pub(crate) fn directory_entries(
         unsafe { libc::close(fd) };
         return Err(e);
     }
-    let mut names = Vec::new();
-    let mut more = 0;
+    let mut kept = Vec::new();
     let result = loop {
         // SAFETY: readdir(3) reports its errors only through errno, which
         // is this thread's; clear it to tell an error from the end.
@@ -226,25 +220,30 @@ pub(crate) fn directory_entries(
         let entry = unsafe { libc::readdir(stream) };
         if entry.is_null() {
             let e = std::io::Error::last_os_error();
-            break if e.raw_os_error() == Some(0) { Ok(()) } else { Err(e) };
+            break if e.raw_os_error() == Some(0) { Ok(false) } else { Err(e) };
         }
-        // SAFETY: a returned entry is valid until the next readdir, and its
-        // `d_name` is a NUL-terminated name.
+        // SAFETY: a returned entry is valid until the next readdir. Its
+        // record may be shorter than `dirent` (glibc packs them by
+        // `d_reclen`), so no reference to the whole `d_name` array is made:
+        // only a pointer to its NUL-terminated name, and a read of the
+        // `d_type` byte before it.
         let (name, kind) = unsafe {
-            (std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()).to_bytes(), (*entry).d_type)
+            let name = std::ptr::addr_of!((*entry).d_name).cast::<libc::c_char>();
+            (std::ffi::CStr::from_ptr(name).to_bytes(), std::ptr::addr_of!((*entry).d_type).read())
         };
         if name == b"." || name == b".." {
             continue;
         }
-        if names.len() < limit {
-            names.push(DirectoryEntry { name: name.to_vec(), kind });
-        } else {
-            more += 1;
+        if let Some(value) = keep(name, kind) {
+            if kept.len() == limit {
+                break Ok(true);
+            }
+            kept.push(value);
         }
     };
     // SAFETY: the stream is open and not used after this.
     unsafe { libc::closedir(stream) };
-    result.map(|()| (names, more))
+    result.map(|more| (kept, more))
 }
 
 /// Reads up to `want` bytes of `file` at `offset` onto the end of `buf`,
@@ -309,7 +308,10 @@ pub(crate) fn is_cached(file: std::os::fd::RawFd, offset: u64, len: u64) -> bool
 
 /// `sendfile(2)`: copies up to `count` bytes of `file` from `*offset` into
 /// `socket` in the kernel, advancing `*offset`. On a non-blocking socket,
-/// `WouldBlock` when its send buffer is full.
+/// `WouldBlock` when its send buffer is full. It takes no `MSG_NOSIGNAL`:
+/// a peer that reset the connection gives `EPIPE` only because Rust
+/// programs ignore `SIGPIPE` (the signal would end a process that
+/// restored it).
 pub(crate) fn sendfile(
     socket: std::os::fd::RawFd,
     file: std::os::fd::RawFd,
@@ -439,5 +441,34 @@ mod tests {
     #[test]
     fn io_uring_is_usable_here() {
         assert_eq!(check_io_uring(), Ok(()));
+    }
+
+    /// A directory with `visible` names and `hidden` dot names, listed with
+    /// a bound of 2 that only visible names count toward.
+    fn listed(name: &str, visible: usize, hidden: usize) -> (Vec<Vec<u8>>, bool) {
+        let dir =
+            std::env::temp_dir().join(format!("uring-serve-sys-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        for i in 0..visible {
+            std::fs::write(dir.join(format!("v{i}")), "").unwrap();
+        }
+        for i in 0..hidden {
+            std::fs::write(dir.join(format!(".h{i}")), "").unwrap();
+        }
+        let fd = std::os::fd::OwnedFd::from(std::fs::File::open(&dir).unwrap());
+        let keep = |name: &[u8], _| (name[0] != b'.').then(|| name.to_vec());
+        let (mut names, more) = directory_entries(fd, 2, keep).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        names.sort();
+        (names, more)
+    }
+
+    #[test]
+    fn a_directory_is_read_up_to_the_bound_of_kept_entries() {
+        assert_eq!(listed("under", 2, 5), (vec![b"v0".to_vec(), b"v1".to_vec()], false));
+        let (names, more) = listed("over", 3, 5);
+        assert_eq!((names.len(), more), (2, true));
+        assert_eq!(listed("empty", 0, 0), (vec![], false));
     }
 }

@@ -122,8 +122,17 @@ fn a_static_option_without_static_is_one_line_and_exit_code_2() {
         let (code, stderr) = run_to_exit(&[flag, "--port", "0"]);
         assert_eq!(code, 2, "{flag}: {stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{flag}: {stderr}");
-        assert!(stderr.contains("--static <DIR>"), "{flag}: names what is missing: {stderr}");
+        assert!(stderr.contains("needs --static DIR"), "{flag}: names what is missing: {stderr}");
     }
+}
+
+#[test]
+fn a_static_option_set_false_in_the_environment_needs_no_static() {
+    let (child, addr, _) = start(
+        binary().args(["--cores", "1", "--port", "0"]).env("URING_SERVE_STATIC_LISTING", "false"),
+    );
+    assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+    stop(child);
 }
 
 #[test]

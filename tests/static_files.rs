@@ -188,19 +188,19 @@ fn a_large_file_streams_whole_and_the_connection_goes_on() {
     assert_eq!(c.get("/hello.txt").status, 200);
 }
 
-/// Drops `path`'s pages from the page cache; whether they are gone (a
-/// file system may keep them, tmpfs always does).
-fn evict(path: &Path) -> bool {
+/// Drops `path`'s pages from `from` on from the page cache; whether they
+/// are gone (a file system may keep them, tmpfs always does).
+fn evict(path: &Path, from: i64) -> bool {
     use std::os::fd::AsRawFd;
     let file = fs::File::open(path).unwrap();
     file.sync_all().unwrap();
     // SAFETY: plain system calls on a descriptor open for the call; the
     // read goes into a local buffer of the size given.
     unsafe {
-        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        libc::posix_fadvise(file.as_raw_fd(), from, 0, libc::POSIX_FADV_DONTNEED);
         let mut byte = [0u8; 1];
         let iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
-        libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) < 0
+        libc::preadv2(file.as_raw_fd(), &iov, 1, from, libc::RWF_NOWAIT) < 0
     }
 }
 
@@ -212,7 +212,7 @@ fn a_file_not_in_the_page_cache_is_read_on_the_ring_whole() {
     let big = fs::read(tree.path("big.bin")).unwrap();
     let server = tree.serve(false);
     for _ in 0..2 {
-        let evicted = evict(&tree.path("small.bin")) & evict(&tree.path("big.bin"));
+        let evicted = evict(&tree.path("small.bin"), 0) & evict(&tree.path("big.bin"), 0);
         if !evicted {
             eprintln!("this file system keeps the pages: the cached paths are tested instead");
         }
@@ -222,6 +222,23 @@ fn a_file_not_in_the_page_cache_is_read_on_the_ring_whole() {
         let r = c.roundtrip("GET /big.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000000-\r\n\r\n");
         assert!(r.body == big[1_000_000..], "a range of it");
     }
+}
+
+#[test]
+fn a_file_cached_only_in_part_is_sent_whole() {
+    let tree = Tree::new("half-cold");
+    let big = fs::read(tree.path("big.bin")).unwrap();
+    let server = tree.serve(false);
+    // The first 2 MiB window goes out with sendfile, the rest is spliced
+    // (eviction is by folio: evicting from 2.5 MiB leaves the first window).
+    if !evict(&tree.path("big.bin"), 5 << 19) {
+        eprintln!("this file system keeps the pages: the cached path is tested instead");
+    }
+    let mut c = Client::connect(server.local_addr());
+    let r = c.get("/big.bin");
+    assert_eq!(r.header("content-length"), Some("3000000"));
+    assert!(r.body == big, "the whole file, in order");
+    assert_eq!(c.get("/hello.txt").text(), "hello, world\n", "the connection goes on");
 }
 
 #[test]

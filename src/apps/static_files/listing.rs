@@ -29,9 +29,10 @@ pub(crate) struct Entry {
 
 /// The listing page of the directory at `dir` (the relative path below
 /// the served directory, empty for its root): a parent link unless it is
-/// the root, directories first, then files, each by name. `omitted` more
-/// entries were not read (the listing has a bound); the page says so.
-pub(crate) fn render(dir: &[u8], entries: &mut [Entry], omitted: usize) -> String {
+/// the root, directories first, then files, each by name. With `more`,
+/// the directory holds more than these (the listing has a bound); the page
+/// says so.
+pub(crate) fn render(dir: &[u8], entries: &mut [Entry], more: bool) -> String {
     entries.sort_by(order);
     let mut title = String::from("/");
     escape_html(dir, &mut title);
@@ -67,8 +68,8 @@ pub(crate) fn render(dir: &[u8], entries: &mut [Entry], omitted: usize) -> Strin
         page.push_str("</td></tr>\n");
     }
     page.push_str("</table>\n");
-    if omitted > 0 {
-        let _ = writeln!(page, "<p>{omitted} more entries not listed.</p>");
+    if more {
+        page.push_str("<p>More entries are not listed.</p>\n");
     }
     page.push_str("</body>\n</html>\n");
     page
@@ -124,7 +125,7 @@ mod tests {
     fn directories_come_first_then_files_by_name() {
         let mut entries =
             vec![entry(b"b.txt", false, 2), entry(b"z", true, 0), entry(b"a.txt", false, 1)];
-        let page = render(b"", &mut entries, 0);
+        let page = render(b"", &mut entries, false);
         let z = page.find("href=\"z/\"").unwrap();
         let a = page.find("href=\"a.txt\"").unwrap();
         let b = page.find("href=\"b.txt\"").unwrap();
@@ -134,7 +135,7 @@ mod tests {
     #[test]
     fn names_are_escaped_in_text_and_encoded_in_links() {
         let mut entries = vec![entry(b"<script>&'\".html", false, 5)];
-        let page = render(b"", &mut entries, 0);
+        let page = render(b"", &mut entries, false);
         assert!(page.contains("href=\"%3Cscript%3E%26%27%22.html\""), "{page}");
         assert!(page.contains(">&lt;script&gt;&amp;&#39;&quot;.html</a>"), "{page}");
         assert!(!page.contains("<script>"));
@@ -143,32 +144,32 @@ mod tests {
     #[test]
     fn a_name_that_looks_like_a_scheme_links_to_a_relative_path() {
         let mut entries = vec![entry(b"javascript:alert(1)", false, 0)];
-        let page = render(b"", &mut entries, 0);
+        let page = render(b"", &mut entries, false);
         assert!(page.contains("href=\"javascript%3Aalert%281%29\""), "{page}");
     }
 
     #[test]
     fn invalid_utf8_names_are_shown_replaced_and_linked_exactly() {
         let mut entries = vec![entry(b"caf\xe9", false, 0)];
-        let page = render(b"", &mut entries, 0);
+        let page = render(b"", &mut entries, false);
         assert!(page.contains("href=\"caf%E9\""), "{page}");
         assert!(page.contains(">caf\u{fffd}</a>"), "{page}");
     }
 
     #[test]
     fn a_subdirectory_has_a_parent_link_and_the_root_has_none() {
-        let page = render(b"docs/<b>", &mut [], 0);
+        let page = render(b"docs/<b>", &mut [], false);
         assert!(page.contains("<title>Index of /docs/&lt;b&gt;/</title>"), "{page}");
         assert!(page.contains("href=\"../\""));
-        assert!(!render(b"", &mut [], 0).contains("href=\"../\""));
+        assert!(!render(b"", &mut [], false).contains("href=\"../\""));
     }
 
     #[test]
     fn sizes_dates_and_the_bound_are_shown() {
         let mut entries = vec![entry(b"f", false, 1234), entry(b"d", true, 4096)];
-        let page = render(b"", &mut entries, 7);
+        let page = render(b"", &mut entries, true);
         assert!(page.contains("<td>Sun, 06 Nov 1994 08:49:37 GMT</td><td>1234</td>"), "{page}");
         assert!(page.contains("</a></td><td>Sun, 06 Nov 1994 08:49:37 GMT</td><td>-</td>"));
-        assert!(page.contains("7 more entries not listed."));
+        assert!(page.contains("More entries are not listed."));
     }
 }

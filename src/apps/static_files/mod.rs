@@ -11,19 +11,24 @@
 //! `RESOLVE_BENEATH` (`sys::open_beneath`), so the kernel refuses any
 //! symbolic link or `..` that would resolve outside it, whatever the path;
 //! the request path was already stripped of `..`, encoded slashes and hidden
-//! names. Sending is the connection's (`Body::File`), and never waits for
-//! a disk on the core:
+//! names. Sending is the connection's (`Body::File`), and does not wait
+//! for a disk on the core:
 //!
 //! - a body under 16 KiB is read straight into the connection's write
 //!   buffer after the head and goes out in one write: with one `preadv2`
 //!   (`RWF_NOWAIT`) when it is in the page cache, else on the ring;
-//! - a larger one, when `cachestat` finds all of it in the page cache, goes
-//!   out with `sendfile` on the core, after the head sent with `MSG_MORE`
-//!   (nginx's `sendfile` and `tcp_nopush`);
-//! - else it is spliced on the ring from the file into a pipe and from the
-//!   pipe into the socket, a pipeful (512 KiB) at a time. io_uring runs
-//!   every splice on its worker threads, which is why it is the path for
-//!   files that are not cached, not the one for hot files.
+//! - a larger one goes out with `sendfile` on the core, after the head
+//!   sent with `MSG_MORE` (nginx's `sendfile` and `tcp_nopush`), 2 MiB
+//!   windows at a time while `cachestat` finds each in the page cache;
+//! - from the first window that is not, the rest is spliced on the ring
+//!   from the file into a pipe and from the pipe into the socket, a
+//!   pipeful (512 KiB) at a time. io_uring runs every splice on its worker
+//!   threads, which is why it is the path for what is not cached, not the
+//!   one for hot files.
+//!
+//! The core can still wait for a disk when pages are evicted between the
+//! check and the send, or were still being read in when checked: rare, and
+//! what nginx's `sendfile` always risks.
 //!
 //! No file data is copied to user space but a small body, a download holds
 //! at most one chunk in memory, and a client that stops reading is cut by
@@ -43,8 +48,9 @@
 //!
 //! Through glommio every read waited for a turn of glommio's reactor; with
 //! copies, `_copy_from_iter` and `_copy_to_iter` were a third of the
-//! server's time. glommio's `DmaFile` was not tried: it bypasses the page
-//! cache, which is what keeps hot files in memory here.
+//! server's time. glommio's `DmaFile`, and `ImmutableFile` built on it,
+//! were not tried: they bypass the page cache (`O_DIRECT`), which is what
+//! keeps hot files in memory here, as it does for nginx.
 
 mod listing;
 mod path;
@@ -109,7 +115,8 @@ impl StaticDir {
 
     /// Answers a directory without `index.html` with an HTML listing of
     /// what it serves (instead of 404). The listing is read on the core's
-    /// blocking pool, at most 10 000 entries.
+    /// blocking pool, at most 10 000 entries (the page says when there are
+    /// more).
     pub fn listing(mut self, on: bool) -> StaticDir {
         self.listing = on;
         self
@@ -214,38 +221,38 @@ fn open_below(root: &OwnedFd, name: &[u8]) -> io::Result<(OwnedFd, libc::stat)> 
 /// its listing. Listed is only what a request could be served: names a
 /// request may hold (`path::is_served_name`), which open below `root` (a
 /// link that leads out is left out) as a regular file or a directory.
-/// Devices, FIFOs and sockets are not even opened.
+/// Devices, FIFOs and sockets are not even opened. What is not listed
+/// does not count toward the bound.
 fn read_listing(
     root: &OwnedFd,
     directory: OwnedFd,
     relative: &[u8],
     hidden: bool,
 ) -> io::Result<String> {
-    let (names, omitted) = sys::directory_entries(directory, LISTING_LIMIT)?;
-    let mut entries = Vec::with_capacity(names.len());
     let mut path = relative.to_vec();
     if !path.is_empty() {
         path.push(b'/');
     }
     let prefix = path.len();
-    for sys::DirectoryEntry { name, kind } in names {
+    let served = |name: &[u8], kind: u8| {
         let openable =
             matches!(kind, libc::DT_REG | libc::DT_DIR | libc::DT_LNK | libc::DT_UNKNOWN);
-        if !openable || !path::is_served_name(&name, hidden) {
-            continue;
+        if !openable || !path::is_served_name(name, hidden) {
+            return None;
         }
         path.truncate(prefix);
-        path.extend_from_slice(&name);
-        let Ok((_, stat)) = open_below(root, &path) else { continue };
+        path.extend_from_slice(name);
+        let (_, stat) = open_below(root, &path).ok()?;
         let directory = match stat.st_mode & libc::S_IFMT {
             libc::S_IFDIR => true,
             libc::S_IFREG => false,
-            _ => continue,
+            _ => return None,
         };
         let (len, modified) = version_of(&stat);
-        entries.push(Entry { name, directory, len, modified });
-    }
-    Ok(listing::render(relative, &mut entries, omitted))
+        Some(Entry { name: name.to_vec(), directory, len, modified })
+    };
+    let (mut entries, more) = sys::directory_entries(directory, LISTING_LIMIT, served)?;
+    Ok(listing::render(relative, &mut entries, more))
 }
 
 /// A file's size and modification time, from its `stat`.
