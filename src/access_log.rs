@@ -333,21 +333,30 @@ impl CoreLog {
         out.extend_from_slice(head);
         match self.format {
             LogFormat::Text => {
-                let _ = write!(out, "{status} ");
+                push_number(out, status);
+                out.push(b' ');
                 if bytes == 0 {
                     out.push(b'-');
                 } else {
-                    let _ = write!(out, "{bytes}");
+                    push_number(out, bytes);
                 }
                 out.extend_from_slice(tail);
-                let _ = writeln!(out, " {micros} {}", self.core);
+                out.push(b' ');
+                push_number(out, micros);
+                out.push(b' ');
+                push_number(out, self.core.0);
+                out.push(b'\n');
             }
             LogFormat::Json => {
-                let _ = writeln!(
-                    out,
-                    ",\"status\":{status},\"bytes\":{bytes},\"duration_us\":{micros},\"core\":{}}}",
-                    self.core
-                );
+                out.extend_from_slice(b",\"status\":");
+                push_number(out, status);
+                out.extend_from_slice(b",\"bytes\":");
+                push_number(out, bytes);
+                out.extend_from_slice(b",\"duration_us\":");
+                push_number(out, micros);
+                out.extend_from_slice(b",\"core\":");
+                push_number(out, self.core.0);
+                out.extend_from_slice(b"}\n");
             }
         }
         self.count.set(self.count.get() + 1);
@@ -463,8 +472,15 @@ fn escape_text(value: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Writes `,"name":"value"` (a JSON string) or `,"name":null`.
+/// Appends `n` in decimal.
+fn push_number(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
 fn json_field(out: &mut Vec<u8>, name: &str, value: Option<&[u8]>) {
-    let _ = write!(out, ",\"{name}\":");
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
     let Some(value) = value else {
         out.extend_from_slice(b"null");
         return;

@@ -362,24 +362,26 @@ impl Response {
             Cow::Borrowed(s) => Body::Full(Cow::Borrowed(s.as_bytes())),
             Cow::Owned(s) => Body::Full(Cow::Owned(s.into_bytes())),
         };
-        Response::new(200).header("content-type", "text/plain; charset=utf-8").body(body)
+        Response::plain(200, body)
+    }
+
+    /// `status` with a `text/plain; charset=utf-8` body: errors and other
+    /// short answers (`Response::plain(404, "not found\n")`).
+    pub fn plain(status: u16, body: impl Into<Body>) -> Response {
+        Response::new(status).header("content-type", "text/plain; charset=utf-8").body(body)
     }
 
     /// `503 Service Unavailable` with `Retry-After: 1` and
     /// `Connection: close`: the answer to a request shed by overload.
     pub fn service_unavailable() -> Response {
-        Response::new(503)
-            .header("content-type", "text/plain; charset=utf-8")
+        Response::plain(503, "service unavailable, retry later\n")
             .header("retry-after", "1")
             .header("connection", "close")
-            .body("service unavailable, retry later\n")
     }
 
     /// `500 Internal Server Error`: the answer when the application panics.
     pub fn internal_error() -> Response {
-        Response::new(500)
-            .header("content-type", "text/plain; charset=utf-8")
-            .body("internal server error\n")
+        Response::plain(500, "internal server error\n")
     }
 
     /// Adds a header. Names and values are checked when the response is

@@ -319,20 +319,18 @@ impl<A> CoreState<A> {
         cache.keep(response, &out[at..], close);
         close
     }
-}
 
-impl<A> CoreState<A> {
     /// The answer on the health path: 200 while serving, 503 from the
     /// moment a stop was asked for. It is never shed: a busy server is
     /// still a live one.
     fn health(&self, method: Method) -> Response {
         if !matches!(method, Method::Get | Method::Head) {
-            return plain_response(405, "health path: GET or HEAD\n").header("allow", "GET, HEAD");
+            return Response::plain(405, "health path: GET or HEAD\n").header("allow", "GET, HEAD");
         }
         if self.shutdown.is_asked() || self.draining.get() {
-            plain_response(503, "stopping\n")
+            Response::plain(503, "stopping\n")
         } else {
-            plain_response(200, "ok\n")
+            Response::plain(200, "ok\n")
         }
     }
 }
@@ -381,11 +379,8 @@ pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
 
 /// Accepts connections until shutdown; each is registered and parked until
 /// its first request arrives (see [`CoreState::open`]).
-pub(crate) async fn accept_loop<A: App>(
-    listener: OwnedFd,
-    core: Rc<CoreState<A>>,
-    shutdown: ShutdownSignal,
-) {
+pub(crate) async fn accept_loop<A: App>(listener: OwnedFd, core: Rc<CoreState<A>>) {
+    let shutdown = &core.shutdown;
     loop {
         if shutdown.is_triggered() {
             return;
@@ -986,7 +981,7 @@ impl<A: App> Conn<A> {
         // of its own.
         self.watch.timed_out.set(false);
         debug!(peer = %self.peer, "request timed out");
-        let response = plain_response(408, "request timeout\n");
+        let response = Response::plain(408, "request timeout\n");
         self.respond(response, false, false, false).await?;
         self.flush().await
     }
@@ -1144,7 +1139,7 @@ impl<A: App> Conn<A> {
     async fn refuse(&mut self, error: ParseError, is_head: bool) -> io::Result<()> {
         self.core.metrics.count_refused(error.status());
         debug!(peer = %self.peer, "refused request: {error}");
-        let response = plain_response(error.status(), format!("{error}\n"));
+        let response = Response::plain(error.status(), format!("{error}\n"));
         self.respond(response, is_head, false, false).await?;
         self.flush().await
     }
@@ -1303,7 +1298,6 @@ impl<A: App> Conn<A> {
     /// on the ring (see [`Conn::splice_file`]).
     async fn send_file(&mut self, file: std::fs::File, offset: u64, len: u64) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        let file = Rc::new(file);
         if len < SPLICE_MIN_BYTES {
             return self.copy_file(&file, offset, 0, len).await;
         }
@@ -1317,7 +1311,7 @@ impl<A: App> Conn<A> {
         }
         let pipe = self.core.pipes.borrow_mut().pop().map(Ok).unwrap_or_else(Pipe::new);
         match pipe {
-            Ok(pipe) => self.splice_file(file, Rc::new(pipe), offset, sent, len).await,
+            Ok(pipe) => self.splice_file(Rc::new(file), Rc::new(pipe), offset, sent, len).await,
             // Out of descriptors for a pipe: copy instead.
             Err(_) => self.copy_file(&file, offset, sent, len).await,
         }
@@ -1326,7 +1320,9 @@ impl<A: App> Conn<A> {
     /// Writes bytes `sent..len` of the body at `offset` of `file`: each
     /// chunk is read straight into the write buffer, after what is pending
     /// there (the head, the first time: a small file goes out in one
-    /// write), and written before the next is read. A chunk in the page
+    /// write), and written before the next is read; the last one is left
+    /// in the buffer, to go out with the next receive as any response
+    /// does. A chunk in the page
     /// cache is read with one system call on the core; from the first that
     /// is not, chunks are read on the ring, so the core does not wait for a
     /// disk. A file that ends early ends the connection.
@@ -1353,25 +1349,24 @@ impl<A: App> Conn<A> {
                     on_ring = true;
                     // io_uring fails a read of a non-blocking file that
                     // would wait.
-                    sys::clear_nonblocking(fd)?;
+                    sys::set_nonblocking(fd, false)?;
                     self.core.ring.read_file(fd, &mut self.wbuf, want, offset + sent).await
                 }
                 read => read,
             };
             match read {
                 Ok(0) => {
-                    error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
+                    // What was read goes out; the close marks it short.
                     self.flush().await?;
-                    return Err(io::Error::other("file ended short"));
+                    return Err(self.file_ended(sent, len));
                 }
                 Ok(n) => sent += n as u64,
-                Err(e) => {
-                    error!(peer = %self.peer, "file read failed: {e}");
-                    return Err(e);
-                }
+                Err(e) => return Err(self.file_failed(e)),
             }
             self.body_bytes = sent;
-            self.flush().await?;
+            if sent < len {
+                self.flush().await?;
+            }
         }
         Ok(())
     }
@@ -1456,10 +1451,7 @@ impl<A: App> Conn<A> {
             let count = usize::try_from(checked - sent).unwrap_or(usize::MAX);
             let mut at = offset + sent;
             match sys::sendfile(socket, file.as_raw_fd(), &mut at, count) {
-                Ok(0) => {
-                    error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
-                    return Err(io::Error::other("file ended short"));
-                }
+                Ok(0) => return Err(self.file_ended(sent, len)),
                 Ok(n) => {
                     sent += n as u64;
                     self.body_bytes = sent;
@@ -1495,7 +1487,7 @@ impl<A: App> Conn<A> {
     ) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         // io_uring fails a read of a non-blocking file that would wait.
-        sys::clear_nonblocking(file.as_raw_fd())?;
+        sys::set_nonblocking(file.as_raw_fd(), false)?;
         self.flush().await?;
         let socket = self.io.fd();
         sys::set_nonblocking(socket, true)?;
@@ -1542,16 +1534,10 @@ impl<A: App> Conn<A> {
                 .splice((file.as_raw_fd(), at), pipe.write.as_raw_fd(), want, false, keep)
                 .await;
             let mut in_pipe = match filled {
-                Ok(0) => {
-                    error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
-                    return Err(io::Error::other("file ended short"));
-                }
+                Ok(0) => return Err(self.file_ended(sent, len)),
                 Ok(n) => n as u64,
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(Some(sent)),
-                Err(e) => {
-                    error!(peer = %self.peer, "file read failed: {e}");
-                    return Err(e);
-                }
+                Err(e) => return Err(self.file_failed(e)),
             };
             while in_pipe > 0 {
                 let chunk = u32::try_from(in_pipe).unwrap_or(u32::MAX);
@@ -1571,6 +1557,19 @@ impl<A: App> Conn<A> {
             }
         }
         Ok(None)
+    }
+
+    /// The error that ends a response whose file ended after `sent` of its
+    /// `len` bytes (it shrank), logged.
+    fn file_ended(&self, sent: u64, len: u64) -> io::Error {
+        error!(peer = %self.peer, "file ended at {sent} of {len} bytes");
+        io::Error::other("file ended short")
+    }
+
+    /// A failed read of a response's file, logged.
+    fn file_failed(&self, e: io::Error) -> io::Error {
+        error!(peer = %self.peer, "file read failed: {e}");
+        e
     }
 
     /// A server-side close: see [`linger`], for [`LINGER`] at most.
@@ -1755,8 +1754,4 @@ async fn write_within(
 /// refusal carries no body.
 fn is_head_request(buf: &[u8]) -> bool {
     http::skip_empty_lines(buf).starts_with(b"HEAD ")
-}
-
-fn plain_response(status: u16, body: impl Into<Body>) -> Response {
-    Response::new(status).header("content-type", "text/plain; charset=utf-8").body(body)
 }

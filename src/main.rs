@@ -26,17 +26,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // clap's message runs to the first blank line (a list of
-            // missing flags follows its first line); the usage after it is
-            // left out, so the error stays one line.
             let text = e.to_string();
-            let message: Vec<&str> =
-                text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect();
-            if message.is_empty() {
-                eprintln!("error: invalid arguments");
-            } else {
-                eprintln!("{}", message.join(" "));
-            }
+            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
             return ExitCode::from(2);
         }
     };

@@ -160,17 +160,24 @@ pub(crate) fn origin<'a>(
     if last_proto.is_some_and(|proto| proto.eq_ignore_ascii_case(b"https")) {
         origin.scheme = "https";
     }
-    let hops: Vec<&[u8]> = forwarded_for
+    // The client is the rightmost hop that is not a trusted proxy, else
+    // the leftmost; each hop parsed as an address (`None`: not one).
+    let mut first = None;
+    let mut untrusted = None;
+    let hops = forwarded_for
         .flat_map(|value| value.split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
-        .filter(|hop| !hop.is_empty())
-        .collect();
-    let client =
-        hops.iter().rev().find(|hop| !parse_hop(hop).is_some_and(|ip| trusted.contains(ip)));
-    let Some(client) = client.or(hops.first()) else { return origin };
+        .filter(|hop| !hop.is_empty());
+    for hop in hops {
+        let ip = parse_hop(hop);
+        first.get_or_insert(ip);
+        if !ip.is_some_and(|ip| trusted.contains(ip)) {
+            untrusted = Some(ip);
+        }
+    }
     // A hop that is not an address (`unknown`, an obfuscated name) names no
     // client this server can report: the peer stays the client.
-    if let Some(ip) = parse_hop(client) {
+    if let Some(Some(ip)) = untrusted.or(first) {
         origin.client = Some(SocketAddr::new(canonical(ip), 0));
     }
     origin

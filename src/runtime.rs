@@ -306,28 +306,24 @@ impl Builder {
             None => None,
         };
         let count = chosen.len();
-        let mut unix_made = None;
-        let (sockets, endpoint) = match (&config.unix_socket, config.listen_fd) {
+        // The socket file we made goes when the server stops; an inherited
+        // socket is its manager's.
+        let (sockets, endpoint, remove_on_stop) = match (&config.unix_socket, config.listen_fd) {
             (Some(path), _) => listener::bind_unix(path, count, config.backlog)
-                .map(|(sockets, made)| {
-                    unix_made = Some((path.clone(), made));
-                    (sockets, Endpoint::Unix(path.clone()))
-                })
+                .map(|(sockets, made)| (sockets, Endpoint::Unix(path.clone()), Some(made)))
                 .map_err(|source| StartError::Listen {
                     on: format!("--uds {}", path.display()),
                     source,
                 })?,
             (None, Some(fd)) => listener::inherit(fd, count)
+                .map(|(sockets, endpoint)| (sockets, endpoint, None))
                 .map_err(|source| StartError::Listen { on: format!("--fd {fd}"), source })?,
             (None, None) => {
                 listener::bind_all(config.addr, count, config.backlog, config.join_reuseport)
-                    .map(|(sockets, local)| (sockets, Endpoint::Tcp(local)))
+                    .map(|(sockets, local)| (sockets, Endpoint::Tcp(local), None))
                     .map_err(|source| bind_error(config.addr, source))?
             }
         };
-        // The socket file goes when the server stops; an inherited socket
-        // is its manager's.
-        let remove_on_stop = unix_made;
         // An inherited socket is its manager's: it is never shut down.
         let owned = config.listen_fd.is_none();
         let shutdown = ShutdownSignal::new(sockets, owned, config.drain_delay)
@@ -392,11 +388,12 @@ impl Builder {
         }
         listener::note_migrate_req();
         let ids: Vec<usize> = chosen.iter().map(|c| c.get()).collect();
-        log_configuration(&config, &cores::format_list(&ids));
+        let ids = cores::format_list(&ids);
+        log_configuration(&config, &ids);
         if let Some(exporter) = &handle.exporter {
             info!("metrics on http://{}/metrics", exporter.local_addr());
         }
-        info!("listening on {endpoint} (cores {})", cores::format_list(&ids));
+        info!("listening on {endpoint} (cores {ids})");
         Ok(handle)
     }
 }
@@ -619,7 +616,7 @@ where
         serving.store(true, Ordering::SeqCst);
         report(Ok(core));
         drop(report);
-        conn::accept_loop(listener, state.clone(), start.shutdown.clone()).await;
+        conn::accept_loop(listener, state.clone()).await;
         conn::drain(&state, config.timeout_graceful_shutdown).await;
         state.app.on_stop(&state.cx).await;
         if let Some(log) = &access_log {
@@ -636,8 +633,9 @@ where
 #[derive(Debug)]
 pub struct ServerHandle {
     endpoint: Endpoint,
-    /// The Unix socket file this server made, and its identity.
-    remove_on_stop: Option<(PathBuf, (u64, u64))>,
+    /// The identity (device, inode) of the Unix socket file this server
+    /// made at `endpoint`: removed at the stop if it is still that file.
+    remove_on_stop: Option<(u64, u64)>,
     cores: Vec<CoreId>,
     threads: Vec<(CoreId, JoinHandle<()>)>,
     shutdown: ShutdownSignal,
@@ -704,14 +702,14 @@ impl ServerHandle {
             .drain(..)
             .filter_map(|(core, thread)| thread.join().is_err().then_some(core))
             .collect();
-        if let Some(exporter) = &mut self.exporter {
+        if let Some(mut exporter) = self.exporter.take() {
             exporter.stop();
         }
-        if let Some(access_log) = &mut self.access_log {
+        if let Some(mut access_log) = self.access_log.take() {
             access_log.finish();
         }
-        if let Some((path, made)) = self.remove_on_stop.take() {
-            listener::remove_unix(&path, made);
+        if let (Some(made), Endpoint::Unix(path)) = (self.remove_on_stop.take(), &self.endpoint) {
+            listener::remove_unix(path, made);
         }
         if panicked.is_empty() {
             Ok(())
@@ -723,6 +721,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
+        // Whatever a join has not ended yet.
         let owns_more = self.exporter.is_some() || self.access_log.is_some();
         if !self.threads.is_empty() || owns_more || self.remove_on_stop.is_some() {
             self.shutdown.trigger();

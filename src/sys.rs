@@ -351,32 +351,13 @@ pub(crate) fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::Owne
     })
 }
 
-/// Sets or clears `O_NONBLOCK` on `fd`, in one call: the descriptor's
-/// other status flags (`O_APPEND`, `O_ASYNC`, `O_DIRECT`, `O_NOATIME`) are
-/// cleared too, so this is only for descriptors opened without them (the
-/// server's sockets and files).
+/// Sets or clears `O_NONBLOCK` on `fd` in one call (`FIONBIO`), keeping
+/// its other status flags: for the server's sockets and for files an
+/// application handed over.
 pub(crate) fn set_nonblocking(fd: std::os::fd::RawFd, on: bool) -> std::io::Result<()> {
-    let flags = if on { libc::O_NONBLOCK } else { 0 };
-    // SAFETY: fcntl(F_SETFL) sets the descriptor's status flags (the access
-    // mode is kept) and writes no memory.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Clears `O_NONBLOCK` on `fd` if it is set, keeping its other status
-/// flags (for a descriptor the server did not open).
-pub(crate) fn clear_nonblocking(fd: std::os::fd::RawFd) -> std::io::Result<()> {
-    // SAFETY: fcntl(F_GETFL) reads the descriptor's flags, no memory.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: fcntl(F_SETFL) sets the status flags and writes no memory.
-    if flags & libc::O_NONBLOCK != 0
-        && unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
-    {
+    let mut on = libc::c_int::from(on);
+    // SAFETY: ioctl(FIONBIO) reads one int from the valid pointer given.
+    if unsafe { libc::ioctl(fd, libc::FIONBIO, &mut on) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())

@@ -66,9 +66,10 @@ impl App for BenchApp {
                         Err(e) => e.into(),
                     }
                 }
-                None => {
-                    text(400, format!("/blocking needs ?ms=N with N from 0 to {MAX_SLEEP_MS}\n"))
-                }
+                None => Response::plain(
+                    400,
+                    format!("/blocking needs ?ms=N with N from 0 to {MAX_SLEEP_MS}\n"),
+                ),
             },
             "/panic" if is_get => panic!("/panic was requested"),
             "/sleep" if is_get => match parse_ms(&req) {
@@ -78,11 +79,14 @@ impl App for BenchApp {
                         .header("content-type", "text/plain")
                         .body(format!("slept {ms} ms\n"))
                 }
-                None => text(400, format!("/sleep needs ?ms=N with N from 0 to {MAX_SLEEP_MS}\n")),
+                None => Response::plain(
+                    400,
+                    format!("/sleep needs ?ms=N with N from 0 to {MAX_SLEEP_MS}\n"),
+                ),
             },
             "/plaintext" | "/json" | "/sleep" | "/blocking" | "/panic" => not_allowed("GET, HEAD"),
             "/echo" => not_allowed("POST"),
-            _ => text(404, "not found\n".to_string()),
+            _ => Response::plain(404, "not found\n"),
         }
     }
 }
@@ -93,9 +97,5 @@ fn parse_ms(req: &Request) -> Option<u64> {
 }
 
 fn not_allowed(allow: &'static str) -> Response {
-    text(405, "method not allowed\n".to_string()).header("allow", allow)
-}
-
-fn text(status: u16, body: String) -> Response {
-    Response::new(status).header("content-type", "text/plain; charset=utf-8").body(body)
+    Response::plain(405, "method not allowed\n").header("allow", allow)
 }

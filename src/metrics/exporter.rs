@@ -141,12 +141,8 @@ fn answer(
 }
 
 fn respond(stream: &mut TcpStream, status: u16, is_head: bool, body: &str) -> io::Result<()> {
-    let (reason, content_type) = match status {
-        200 => ("OK", CONTENT_TYPE),
-        404 => ("Not Found", "text/plain; charset=utf-8"),
-        405 => ("Method Not Allowed", "text/plain; charset=utf-8"),
-        _ => ("Bad Request", "text/plain; charset=utf-8"),
-    };
+    let reason = http::reason_phrase(status);
+    let content_type = if status == 200 { CONTENT_TYPE } else { "text/plain; charset=utf-8" };
     let allow = if status == 405 { "Allow: GET, HEAD\r\n" } else { "" };
     let mut out = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\

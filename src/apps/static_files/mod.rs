@@ -64,7 +64,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use tracing::error;
 
@@ -149,7 +149,7 @@ impl StaticFiles {
     /// that refuses it.
     fn open(&self, req: &Request, relative: &Relative) -> Result<Found, Response> {
         let name = if relative.bytes.is_empty() { b".".to_vec() } else { relative.bytes.clone() };
-        let (file, stat) = self.open_one(&name).map_err(|e| refusal(&e))?;
+        let (file, stat) = open_below(&self.dir.dir, &name).map_err(|e| refusal(&e))?;
         match stat.st_mode & libc::S_IFMT {
             libc::S_IFREG => Ok(Found::File(file, stat, name)),
             libc::S_IFDIR if !relative.directory => {
@@ -164,13 +164,13 @@ impl StaticFiles {
                     location.push('?');
                     location.push_str(query);
                 }
-                Err(text(301, "moved\n").header("location", location))
+                Err(Response::plain(301, "moved\n").header("location", location))
             }
             libc::S_IFDIR => {
                 let directory = file;
                 let mut index = name;
                 index.extend_from_slice(b"/index.html");
-                let (file, stat) = match self.open_one(&index) {
+                let (file, stat) = match open_below(&self.dir.dir, &index) {
                     Ok(opened) => opened,
                     Err(e) if self.dir.listing && e.raw_os_error() == Some(libc::ENOENT) => {
                         return Ok(Found::Directory(directory));
@@ -184,10 +184,6 @@ impl StaticFiles {
             }
             _ => Err(not_found()),
         }
-    }
-
-    fn open_one(&self, name: &[u8]) -> io::Result<(OwnedFd, libc::stat)> {
-        open_below(&self.dir.dir, name)
     }
 
     /// The listing of `directory` (`relative` below the served directory),
@@ -248,25 +244,24 @@ fn read_listing(
             libc::S_IFREG => false,
             _ => return None,
         };
-        let (len, modified) = version_of(&stat);
+        let Version { modified, len } = version_of(&stat);
         Some(Entry { name: name.to_vec(), directory, len, modified })
     };
     let (mut entries, more) = sys::directory_entries(directory, LISTING_LIMIT, served)?;
     Ok(listing::render(relative, &mut entries, more))
 }
 
-/// A file's size and modification time, from its `stat`.
-fn version_of(stat: &libc::stat) -> (u64, SystemTime) {
-    let len = u64::try_from(stat.st_size).unwrap_or(0);
+/// A file's modification time and size, from its `stat`.
+fn version_of(stat: &libc::stat) -> Version {
     let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
     let modified = UNIX_EPOCH + Duration::new(u64::try_from(stat.st_mtime).unwrap_or(0), nanos);
-    (len, modified)
+    Version { modified, len: u64::try_from(stat.st_size).unwrap_or(0) }
 }
 
 impl App for StaticFiles {
     async fn call(&self, req: Request, cx: &Context) -> Response {
         if !matches!(req.method(), Method::Get | Method::Head) {
-            return text(405, "GET or HEAD\n").header("allow", "GET, HEAD");
+            return Response::plain(405, "GET or HEAD\n").header("allow", "GET, HEAD");
         }
         let Some(relative) = path::relative_path(req.path(), self.dir.hidden) else {
             return not_found();
@@ -278,14 +273,9 @@ impl App for StaticFiles {
             }
             Err(refused) => return refused,
         };
-        let (len, modified) = version_of(&stat);
-        let version = Version { modified, len };
+        let version = version_of(&stat);
+        let len = version.len;
         let etag = version.etag();
-        let last_modified = HttpDate::from_system_time(modified);
-        let last_modified = String::from_utf8_lossy(last_modified.as_bytes()).into_owned();
-        let validated = |response: Response| {
-            response.header("etag", etag.clone()).header("last-modified", last_modified.clone())
-        };
         let failed = validators::precondition_fails(
             &version,
             &etag,
@@ -293,7 +283,7 @@ impl App for StaticFiles {
             req.header("if-unmodified-since"),
         );
         if failed {
-            return validated(text(412, "precondition failed\n"));
+            return validated(Response::plain(412, "precondition failed\n"), &version, etag);
         }
         let not_modified = validators::is_not_modified(
             &version,
@@ -302,7 +292,7 @@ impl App for StaticFiles {
             req.header("if-modified-since"),
         );
         if not_modified {
-            return validated(Response::new(304));
+            return validated(Response::new(304), &version, etag);
         }
         // Range is for GET only (RFC 9110 §14.2).
         let is_get = req.method() == Method::Get;
@@ -316,11 +306,11 @@ impl App for StaticFiles {
             Selection::Whole => (200, 0, len),
             Selection::Part { first, last } => (206, first, last - first + 1),
             Selection::Unsatisfiable => {
-                return text(416, "range not satisfiable\n")
+                return Response::plain(416, "range not satisfiable\n")
                     .header("content-range", format!("bytes */{len}"));
             }
         };
-        let mut response = validated(Response::new(status))
+        let mut response = validated(Response::new(status), &version, etag)
             .header("content-type", content_type(&name))
             .header("accept-ranges", "bytes");
         if status == 206 {
@@ -346,7 +336,7 @@ fn percent_encode(bytes: &[u8], out: &mut String) {
 /// The answer to a file that cannot be opened.
 fn refusal(e: &io::Error) -> Response {
     match e.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) => text(403, "forbidden\n"),
+        Some(libc::EACCES | libc::EPERM) => Response::plain(403, "forbidden\n"),
         // Missing, not a directory on the way, outside the directory
         // (EXDEV), a link loop: not here.
         Some(libc::ENOENT | libc::ENOTDIR | libc::EXDEV | libc::ELOOP | libc::ENAMETOOLONG) => {
@@ -359,12 +349,15 @@ fn refusal(e: &io::Error) -> Response {
     }
 }
 
-fn not_found() -> Response {
-    text(404, "not found\n")
+/// `response` with the file's validators: `ETag` and `Last-Modified`.
+fn validated(response: Response, version: &Version, etag: String) -> Response {
+    let last_modified = HttpDate::from_system_time(version.modified);
+    let last_modified = String::from_utf8_lossy(last_modified.as_bytes()).into_owned();
+    response.header("etag", etag).header("last-modified", last_modified)
 }
 
-fn text(status: u16, body: &'static str) -> Response {
-    Response::new(status).header("content-type", "text/plain; charset=utf-8").body(body)
+fn not_found() -> Response {
+    Response::plain(404, "not found\n")
 }
 
 /// The `Content-Type` of a file, from its name's extension:
