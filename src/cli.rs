@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::access_log::{AccessLogTarget, LogFormat};
-use crate::config::{defaults, Config, ConfigError};
+use crate::config::{defaults, Config, ConfigError, RingSetup};
 use crate::cores::Cores;
 use crate::StartError;
 
@@ -122,6 +122,12 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_IDLE_POLL", default_value = "0", value_parser = parse_duration, help_heading = "Cores and sockets")]
     pub idle_poll: Duration,
 
+    /// How each core's io_uring is set up: `auto` (the first of the others
+    /// that the kernel accepts and that wakes the core), `single-issuer`
+    /// (Linux 6.0), `cooperative` (5.19) or `plain` (5.8).
+    #[arg(long, env = "URING_SERVE_RING_SETUP", default_value = "auto", value_parser = parse_ring_setup, help_heading = "Cores and sockets")]
+    pub ring_setup: RingSetup,
+
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g.
     /// `127.0.0.1:9090`), on a listener and thread of their own.
     #[arg(long, env = "URING_SERVE_METRICS", value_name = "ADDR", help_heading = "Operations")]
@@ -234,6 +240,7 @@ impl Cli {
             timeout_write: self.timeout_write,
             timeout_graceful_shutdown: self.timeout_graceful_shutdown,
             idle_poll: self.idle_poll,
+            ring_setup: self.ring_setup,
             metrics,
             health_path: self.health_path.clone(),
             drain_delay: self.drain_delay,
@@ -289,6 +296,10 @@ pub fn exit_code(error: &StartError) -> u8 {
         StartError::AppStart { .. } | StartError::CorePanicked { .. } => 3,
         _ => 2,
     }
+}
+
+fn parse_ring_setup(text: &str) -> Result<RingSetup, String> {
+    text.parse()
 }
 
 /// Parses `1048576`, `1024K`, `1M`, `1G` (powers of 1024, any case, an

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::access_log::{AccessLogTarget, LogFormat};
@@ -122,6 +123,8 @@ pub struct Config {
     /// CPU per wake-up; polling trades that for a core kept busy this long
     /// after each burst of work. Default zero: sleep at once.
     pub idle_poll: Duration,
+    /// How each core's socket ring is set up. Default [`RingSetup::Auto`].
+    pub ring_setup: RingSetup,
     /// Where to serve Prometheus metrics (`GET /metrics`), on a listener
     /// and thread of their own; `None` (the default) serves none.
     pub metrics: Option<SocketAddr>,
@@ -173,6 +176,7 @@ impl Default for Config {
             timeout_write: defaults::TIMEOUT_WRITE,
             timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
             idle_poll: Duration::ZERO,
+            ring_setup: RingSetup::Auto,
             metrics: None,
             health_path: None,
             drain_delay: Duration::ZERO,
@@ -183,6 +187,73 @@ impl Default for Config {
             unix_socket: None,
             listen_fd: None,
         }
+    }
+}
+
+/// How a core's socket ring is set up: the io_uring_setup(2) flags, which
+/// decide how a completion reaches a core that sleeps. Every set-up here
+/// wakes a sleeping core by a mechanism the man pages promise (see the
+/// `ring` module); a core checks at start that it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RingSetup {
+    /// The first of [`RingSetup::LADDER`] that the kernel accepts and that
+    /// passes the start-up wake-up check.
+    #[default]
+    Auto,
+    /// `COOP_TASKRUN | TASKRUN_FLAG | SINGLE_ISSUER` (Linux 6.0): no
+    /// interrupt of a core busy in user space, completions are run at its
+    /// next system call; one thread submits.
+    SingleIssuer,
+    /// `COOP_TASKRUN | TASKRUN_FLAG` (Linux 5.19).
+    Cooperative,
+    /// No flag (Linux 5.8): the kernel interrupts the core to run
+    /// completion work.
+    Plain,
+}
+
+impl RingSetup {
+    /// What [`RingSetup::Auto`] tries, in order: each next one runs on
+    /// older kernels.
+    pub const LADDER: [RingSetup; 3] =
+        [RingSetup::SingleIssuer, RingSetup::Cooperative, RingSetup::Plain];
+
+    /// The name used by `--ring-setup` and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            RingSetup::Auto => "auto",
+            RingSetup::SingleIssuer => "single-issuer",
+            RingSetup::Cooperative => "cooperative",
+            RingSetup::Plain => "plain",
+        }
+    }
+
+    /// The set-ups to try for this choice, in order.
+    pub fn candidates(self) -> &'static [RingSetup] {
+        match self {
+            RingSetup::Auto => &RingSetup::LADDER,
+            RingSetup::SingleIssuer => &RingSetup::LADDER[0..1],
+            RingSetup::Cooperative => &RingSetup::LADDER[1..2],
+            RingSetup::Plain => &RingSetup::LADDER[2..3],
+        }
+    }
+}
+
+impl fmt::Display for RingSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for RingSetup {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RingSetup, String> {
+        [RingSetup::Auto, RingSetup::SingleIssuer, RingSetup::Cooperative, RingSetup::Plain]
+            .into_iter()
+            .find(|setup| setup.name() == text)
+            .ok_or_else(|| {
+                format!("{text:?} is not one of auto, single-issuer, cooperative, plain")
+            })
     }
 }
 

@@ -77,8 +77,9 @@
 //! The ring's wake-up path is what makes it pay where batches are small:
 //! a turn only when something is queued or the kernel flags work (read
 //! from the shared ring, no syscall), the receive queued together with the
-//! pending responses, deferred task work so completions arrive in one batch
-//! on this thread, and the eventfd switched on only while the driver
+//! pending responses, cooperative task work (no interrupt of a busy core;
+//! completions come at its next system call, see `ring` for why not
+//! deferred task work), and the eventfd switched on only while the driver
 //! sleeps. An executor of our own on a raw ring (no glommio) and busy
 //! polling were not taken: the first drops glommio's timers and placement,
 //! the second burns a core while idle and, with the load generator on the

@@ -8,15 +8,37 @@
 //! `io_uring_enter` per turn of the executor. glommio stays the executor:
 //! timers, tasks, placement and the blocking pool are its.
 //!
-//! Waking up: the ring is set up `SINGLE_ISSUER | DEFER_TASKRUN` where the
-//! kernel allows it (completions are then produced only when the driver
-//! enters, in one batch, on this thread), with an eventfd registered on it.
-//! While the driver runs, the eventfd is switched off (a flag in the shared
-//! CQ ring, no syscall); when a turn completes nothing, the driver switches
-//! it on and sleeps on a read of the eventfd submitted through glommio's
-//! ring, so the core sleeps in glommio's one `io_uring_enter` and wakes for
-//! whichever ring has work. A connection that queues an operation while the
-//! driver sleeps wakes it directly.
+//! Waking up. The core sleeps in glommio's ring, never in this one, so a
+//! completion here must reach it through something glommio waits for: an
+//! eventfd registered on this ring (io_uring_register(2),
+//! `IORING_REGISTER_EVENTFD`: signalled when completions are posted), read
+//! through glommio's ring. While the driver runs, the eventfd is switched
+//! off (a flag in the shared CQ ring, no syscall); when a turn completes
+//! nothing, the driver switches it on and sleeps on that read, so the core
+//! sleeps in glommio's one `io_uring_enter` and wakes for whichever ring has
+//! work. A connection that queues an operation while the driver sleeps
+//! wakes it directly.
+//!
+//! That works only if completions are posted while the core sleeps, which
+//! is what the set-up decides ([`RingSetup`], chosen by trying each on the
+//! kernel, newest first):
+//! - `COOP_TASKRUN | TASKRUN_FLAG` (with `SINGLE_ISSUER` where accepted):
+//!   io_uring_setup(2) says completion work then runs "at any kernel/user
+//!   transition" instead of interrupting a task busy in user space; a task
+//!   asleep in a system call is woken for it (the notification is
+//!   signal-like), so the completion is posted and the eventfd signalled.
+//! - No flag: the kernel interrupts the task to run completion work.
+//! - Not `DEFER_TASKRUN`: io_uring_setup(2) says its completion work runs
+//!   only when the ring's owner enters it with `IORING_ENTER_GETEVENTS`,
+//!   which a core asleep in another ring never does, and no man page says
+//!   the eventfd is signalled before. One 6.18 build signalled it; another
+//!   did not, and every request then waited ~16 ms for a timer.
+//!
+//! [`start`] checks at start that the chosen set-up really wakes a sleeping
+//! core ([`check_wake`]: request-like round trips with a peer thread, timed)
+//! and falls back to the next set-up, or refuses to start, if it does not.
+//! The check guards the choice; it never picks a set-up because it
+//! happened to work.
 //!
 //! What a wake-up costs: a request that finds the core asleep takes two
 //! enters of this ring (one reaps the `recv`, one submits the `send` and
@@ -60,6 +82,7 @@ use io_uring::types::BufRingEntry;
 use io_uring::{opcode, squeue, types, IoUring};
 use tracing::{debug, warn};
 
+use crate::config::RingSetup;
 use crate::probe;
 
 /// Submission queue entries; the completion queue is twice as large, and
@@ -147,8 +170,8 @@ pub(crate) struct Ring {
     kicked: Cell<bool>,
     /// Parked operations that completed, and the tasks that take them.
     parking: RefCell<Parking>,
-    /// How the ring was set up, for the start-up log.
-    setup: &'static str,
+    /// How the ring was set up.
+    setup: RingSetup,
 }
 
 /// The ready queue of parked operations (see [`Ring::park`]).
@@ -170,10 +193,9 @@ struct Parking {
 impl Ring {
     /// Sets the ring up on the calling thread (the core's executor thread,
     /// its only submitter).
-    pub(crate) fn new() -> io::Result<Rc<Ring>> {
-        let (uring, setup) = build_uring()?;
+    pub(crate) fn new(setup: RingSetup) -> io::Result<Rc<Ring>> {
+        let mut uring = build_uring(setup)?;
         let eventfd = crate::sys::eventfd()?;
-        let mut uring = uring;
         uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
         uring.completion().disable_eventfd();
         let picks = match PickRing::new(&uring) {
@@ -192,6 +214,11 @@ impl Ring {
             setup,
         };
         Ok(Rc::new(ring))
+    }
+
+    /// How the ring was set up.
+    pub(crate) fn setup(&self) -> RingSetup {
+        self.setup
     }
 
     /// Receives into `buf[at..]`; the buffer comes back with the result.
@@ -666,7 +693,7 @@ impl Drop for Op<'_> {
 /// The core's ring driver: submits and reaps in turns while connections
 /// have work, sleeps through glommio when none has.
 pub(crate) async fn drive(ring: Rc<Ring>) {
-    debug!(setup = ring.setup, "socket ring started");
+    debug!(setup = ring.setup.name(), "socket ring started");
     let Ok(dup) = ring.eventfd.try_clone() else {
         warn!("socket ring: cannot duplicate its eventfd; the core cannot serve");
         return;
@@ -685,17 +712,18 @@ pub(crate) async fn drive(ring: Rc<Ring>) {
             continue;
         }
         ring.set_eventfd(true);
-        // Pairs with the kernel's barrier between flagging deferred work
-        // and reading whether the eventfd is enabled: work that came after
-        // the last turn is seen here, later work signals the eventfd.
+        // Pairs with the kernel's barrier between posting a completion and
+        // reading whether the eventfd is enabled: a completion posted after
+        // the last turn is seen here, a later one signals the eventfd.
         fence(Ordering::SeqCst);
         if ring.has_work() && ring.turn() > 0 {
             ring.set_eventfd(false);
             futures_lite::future::yield_now().await;
             continue;
         }
-        // Nothing woke: sleep, even if the kernel still flags work (a turn
-        // just ran it; whatever comes next signals the eventfd). Each pass
+        // Nothing woke: sleep, even if the kernel still flags work (it runs
+        // at the next system call, glommio's sleep, and its completions
+        // signal the eventfd). Each pass
         // of this loop either wakes a connection or sleeps: it never spins.
         let woke = poll_fn(|cx| {
             if ring.kicked.take() {
@@ -822,19 +850,167 @@ fn zeroed_block(layout: Layout) -> NonNull<u8> {
     NonNull::new(raw).unwrap_or_else(|| handle_alloc_error(layout))
 }
 
-fn build_uring() -> io::Result<(IoUring, &'static str)> {
-    let deferred = IoUring::builder()
-        .setup_single_issuer()
-        .setup_defer_taskrun()
-        .setup_taskrun_flag()
-        .setup_cqsize(RING_ENTRIES * 2)
-        .build(RING_ENTRIES);
-    match deferred {
-        Ok(uring) => Ok((uring, "single issuer, deferred task work")),
-        Err(e) => {
-            debug!("socket ring: deferred task work unavailable ({e}); plain setup");
-            let uring = IoUring::builder().setup_cqsize(RING_ENTRIES * 2).build(RING_ENTRIES)?;
-            Ok((uring, "plain"))
+/// Creates the io_uring for `setup` (never [`RingSetup::Auto`]); the
+/// kernel refuses a flag it does not know with `EINVAL`.
+fn build_uring(setup: RingSetup) -> io::Result<IoUring> {
+    let mut builder = IoUring::builder();
+    builder.setup_cqsize(RING_ENTRIES * 2);
+    match setup {
+        RingSetup::SingleIssuer => {
+            builder.setup_coop_taskrun().setup_taskrun_flag().setup_single_issuer();
+        }
+        RingSetup::Cooperative => {
+            builder.setup_coop_taskrun().setup_taskrun_flag();
+        }
+        RingSetup::Plain | RingSetup::Auto => {}
+    }
+    builder.build(RING_ENTRIES)
+}
+
+/// Why a core could not set its socket ring up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RingError {
+    /// What was asked for.
+    pub(crate) asked: RingSetup,
+    /// Why each set-up tried failed, in the order tried.
+    pub(crate) tried: Vec<(RingSetup, String)>,
+}
+
+impl std::fmt::Display for RingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tried: Vec<String> =
+            self.tried.iter().map(|(setup, why)| format!("{setup}: {why}")).collect();
+        write!(f, "no socket-ring set-up works ({})", tried.join("; "))?;
+        if self.asked != RingSetup::Auto {
+            write!(f, "; --ring-setup auto tries every set-up")?;
+        }
+        Ok(())
+    }
+}
+
+/// The start-up wake-up check's round trips (see [`check_wake`]).
+const WAKE_CHECK_ROUNDS: usize = 7;
+/// How long the check's peer waits before it answers: long enough for the
+/// core to be asleep when the answer comes.
+const WAKE_CHECK_PEER_DELAY: Duration = Duration::from_micros(500);
+/// The slowest median round trip the check accepts. A working wake-up adds
+/// tens of microseconds to the peer's delay; a broken one waits for some
+/// timer of the executor (16 ms where this was seen).
+const WAKE_CHECK_LIMIT: Duration = Duration::from_millis(5);
+/// How long one round trip may take before the check gives up on it.
+const WAKE_CHECK_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Sets up the core's socket ring for `asked` and starts its driver: the
+/// first candidate set-up that the kernel accepts and whose wake-up passes
+/// [`check_wake`]. The driver runs until the returned task is dropped
+/// (detach it to keep it).
+pub(crate) async fn start(asked: RingSetup) -> Result<(Rc<Ring>, glommio::Task<()>), RingError> {
+    let mut tried = Vec::new();
+    for &setup in asked.candidates() {
+        let ring = match Ring::new(setup) {
+            Ok(ring) => ring,
+            Err(e) => {
+                debug!(setup = setup.name(), "socket ring: the kernel refuses this set-up: {e}");
+                tried.push((setup, format!("the kernel refuses it ({e})")));
+                continue;
+            }
+        };
+        let driver = glommio::spawn_local(drive(ring.clone()));
+        match check_wake(&ring).await {
+            Ok(()) => return Ok((ring, driver)),
+            Err(why) => {
+                warn!(setup = setup.name(), "socket ring: {why}");
+                tried.push((setup, why));
+                drop(driver);
+            }
         }
     }
+    Err(RingError { asked, tried })
+}
+
+/// Checks that a completion on the ring wakes this core while it sleeps,
+/// as serving needs: a few request-like round trips (a `send`, then a
+/// receive that completes only when a peer thread answers, a little later)
+/// must each take about the peer's delay, not the period of some executor
+/// timer that happens to wake the core. The median is judged, and a failed
+/// check is run once more, so that a machine busy at start does not fail
+/// a working set-up.
+async fn check_wake(ring: &Ring) -> Result<(), String> {
+    let mut median = Duration::ZERO;
+    for _ in 0..2 {
+        median = wake_round_trips(ring).await?;
+        if median <= WAKE_CHECK_LIMIT {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "completions do not wake the core: a round trip took {median:?} \
+         (the peer answered after {WAKE_CHECK_PEER_DELAY:?})"
+    ))
+}
+
+/// The median of [`WAKE_CHECK_ROUNDS`] round trips with a peer thread
+/// over a socket pair.
+async fn wake_round_trips(ring: &Ring) -> Result<Duration, String> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(|e| format!("cannot make a socket pair for the wake-up check: {e}"))?;
+    let peer = std::thread::Builder::new()
+        .name("uring-serve-wake-check".into())
+        .spawn(move || {
+            use std::io::{Read, Write};
+            let mut byte = [0; 1];
+            while let Ok(1) = (&theirs).read(&mut byte) {
+                std::thread::sleep(WAKE_CHECK_PEER_DELAY);
+                if (&theirs).write_all(&byte).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the wake-up check: {e}"))?;
+    let fd = ours.as_raw_fd();
+    let mut rounds = Vec::with_capacity(WAKE_CHECK_ROUNDS);
+    let mut failure = None;
+    for round in 0..WAKE_CHECK_ROUNDS {
+        let started = std::time::Instant::now();
+        let send = ring.send(fd, OpBuf::Bytes(Cow::Borrowed(b"w")), 0);
+        // Both ways of receiving that connections use.
+        let recv = if round % 2 == 0 && ring.picks_buffers() {
+            ring.recv_picked(fd, true)
+        } else {
+            ring.recv(fd, vec![0; 1], 0)
+        };
+        let (sent, _) = send.await;
+        let answered = futures_lite::future::or(async { Some(recv.await) }, async {
+            glommio::timer::sleep(WAKE_CHECK_DEADLINE).await;
+            None
+        })
+        .await;
+        match (sent, answered) {
+            (Ok(1), Some((Ok(1), buf))) => {
+                if let OpBuf::Picked(id) = buf {
+                    ring.take_received(id, 1, &mut Vec::new(), 0);
+                }
+                rounds.push(started.elapsed());
+            }
+            (_, None) => {
+                failure = Some(format!(
+                    "completions do not wake the core: no answer within {WAKE_CHECK_DEADLINE:?}"
+                ));
+                break;
+            }
+            (sent, Some((received, _))) => {
+                failure = Some(format!(
+                    "the wake-up check's socket failed (send {sent:?}, receive {received:?})"
+                ));
+                break;
+            }
+        }
+    }
+    drop(ours);
+    let _ = peer.join();
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    rounds.sort_unstable();
+    Ok(rounds[rounds.len() / 2])
 }

@@ -31,7 +31,7 @@ use tracing::{error, info, info_span};
 use crate::access_log::{self, AccessLogTarget, AccessLogWriter, Batch, CoreLog, LogFormat};
 use crate::app::{App, BoxError, Context};
 use crate::blocking::BlockingPool;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RingSetup};
 use crate::conn::{self, CoreState};
 use crate::cores::{self, CoreId, Cores, CoresError};
 use crate::http::HttpDate;
@@ -39,7 +39,7 @@ use crate::listener::Endpoint;
 use crate::metrics::exporter::Exporter;
 use crate::metrics::{CoreMetrics, Metrics};
 use crate::proxy::TrustedProxies;
-use crate::ring::{self, Ring};
+use crate::ring;
 use crate::{listener, sys};
 
 /// Memory each executor registers with its rings. The runtime does no
@@ -265,6 +265,15 @@ impl Builder {
         self
     }
 
+    /// How each core's socket ring is set up. Default [`RingSetup::Auto`]:
+    /// the first set-up of [`RingSetup::LADDER`] the kernel accepts and that
+    /// wakes the core. Naming one makes the start fail
+    /// ([`StartError::Ring`]) where it does not work.
+    pub fn ring_setup(mut self, setup: RingSetup) -> Builder {
+        self.config.ring_setup = setup;
+        self
+    }
+
     /// Serves Prometheus metrics at `addr` (`GET /metrics`), on a listener
     /// and thread of their own. Port 0 picks a free port
     /// ([`ServerHandle::metrics_addr`] tells which).
@@ -371,7 +380,7 @@ impl Builder {
         let mut failure = None;
         for report in ready_rx {
             match report {
-                Ok(core) => started.push(core),
+                Ok(started_core) => started.push(started_core),
                 Err(e) => {
                     handle.shutdown.stop_now();
                     failure.get_or_insert(e);
@@ -379,7 +388,7 @@ impl Builder {
             }
         }
         if failure.is_none() {
-            if let Some(&core) = chosen.iter().find(|c| !started.contains(c)) {
+            if let Some(&core) = chosen.iter().find(|c| !started.iter().any(|(s, _)| s == *c)) {
                 failure = Some(StartError::CorePanicked { core });
             }
         }
@@ -389,7 +398,7 @@ impl Builder {
         listener::note_migrate_req();
         let ids: Vec<usize> = chosen.iter().map(|c| c.get()).collect();
         let ids = cores::format_list(&ids);
-        log_configuration(&config, &ids);
+        log_configuration(&config, &ids, &ring_setups(&started));
         if let Some(exporter) = &handle.exporter {
             info!("metrics on http://{}/metrics", exporter.local_addr());
         }
@@ -407,10 +416,24 @@ fn bind_error(addr: SocketAddr, source: io::Error) -> StartError {
     }
 }
 
+/// The socket-ring set-up the cores chose: one name when they agree (they
+/// do unless a kernel wake-up failed on some core only), else per core.
+fn ring_setups(started: &[(CoreId, RingSetup)]) -> String {
+    match started.first() {
+        Some((_, first)) if started.iter().all(|(_, setup)| setup == first) => first.to_string(),
+        _ => started
+            .iter()
+            .map(|(core, setup)| format!("{core}:{setup}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
 /// Logs every limit and timeout the server runs with, at info.
-fn log_configuration(config: &Config, cores: &str) {
+fn log_configuration(config: &Config, cores: &str, ring_setup: &str) {
     info!(
         cores,
+        ring_setup,
         backlog = config.backlog,
         max_body_bytes = config.max_body_bytes,
         max_header_bytes = config.max_header_bytes,
@@ -449,7 +472,7 @@ struct CoreStart<F> {
 }
 
 /// Where a core's first start reports to `serve`.
-type ReadyReport = mpsc::Sender<Result<CoreId, StartError>>;
+type ReadyReport = mpsc::Sender<Result<(CoreId, RingSetup), StartError>>;
 
 /// First wait before a crashed core is started again; doubled after every
 /// crash up to [`MAX_RESTART_BACKOFF`], reset after [`STABLE_RUN`] of
@@ -545,7 +568,7 @@ where
     let config = start.config.clone();
     let _span = info_span!("core", id = core.get()).entered();
     // The first run reports to `serve`; a restart logs instead.
-    let report = move |result: Result<CoreId, StartError>| match &ready {
+    let report = move |result: Result<(CoreId, RingSetup), StartError>| match &ready {
         Some(ready) => {
             let _ = ready.send(result);
         }
@@ -578,15 +601,17 @@ where
                 return CoreExit::NotStarted;
             }
         };
-        let ring = match Ring::new() {
-            Ok(ring) => ring,
+        let ring = match ring::start(config.ring_setup).await {
+            Ok((ring, driver)) => {
+                driver.detach();
+                ring
+            }
             Err(e) => {
-                let reason = format!("cannot set up the socket ring: {e}");
-                report(Err(StartError::Executor { core, reason }));
+                report(Err(StartError::Ring { core, reason: e.to_string() }));
                 return CoreExit::NotStarted;
             }
         };
-        glommio::spawn_local(ring::drive(ring.clone())).detach();
+        let setup = ring.setup();
         let pool = BlockingPool::new(config.blocking_threads, config.blocking_queue);
         let cx = Context::new(core, pool, start.metrics.clone());
         let app = (start.factory)(core);
@@ -614,7 +639,7 @@ where
             glommio::spawn_local(access_log::flush_every_tick(log.clone())).detach();
         }
         serving.store(true, Ordering::SeqCst);
-        report(Ok(core));
+        report(Ok((core, setup)));
         drop(report);
         conn::accept_loop(listener, state.clone()).await;
         conn::drain(&state, config.timeout_graceful_shutdown).await;
@@ -882,6 +907,14 @@ pub enum StartError {
         /// What the system said.
         source: io::Error,
     },
+    /// No socket-ring set-up works on a core: the kernel refuses each one
+    /// tried, or a completion does not wake the core.
+    Ring {
+        /// The core.
+        core: CoreId,
+        /// What was tried, and why each failed.
+        reason: String,
+    },
     /// A core panicked while starting (in the application factory, say).
     CorePanicked {
         /// The core.
@@ -914,6 +947,7 @@ impl fmt::Display for StartError {
             StartError::AppStart { core, error } => {
                 write!(f, "core {core}: the application failed to start: {error}")
             }
+            StartError::Ring { core, reason } => write!(f, "core {core}: {reason}"),
             StartError::CorePanicked { core } => write!(f, "core {core} panicked while starting"),
         }
     }

@@ -28,19 +28,30 @@ impl Drop for Running {
 
 /// Starts the binary and reads its ready line; returns the address in it.
 fn start(cmd: &mut Command) -> (Running, SocketAddr, String) {
+    let (child, addr, line, _) = start_logged(cmd);
+    (child, addr, line)
+}
+
+/// [`start`], also returning the whole log up to the ready line.
+fn start_logged(cmd: &mut Command) -> (Running, SocketAddr, String, String) {
     let mut child = Running(cmd.stderr(Stdio::piped()).spawn().expect("spawn"));
     let child_stderr = child.0.stderr.take().unwrap();
     let mut lines = BufReader::new(child_stderr).lines();
+    let mut log = String::new();
     let line = lines
         .by_ref()
         .map(|l| l.expect("stderr line"))
-        .find(|l| l.contains("listening on http://"))
+        .find(|l| {
+            log.push_str(l);
+            log.push('\n');
+            l.contains("listening on http://")
+        })
         .expect("ready line");
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let url = line.split("listening on http://").nth(1).unwrap();
     let addr = url.split_whitespace().next().unwrap().parse().expect("address in ready line");
-    (child, addr, line)
+    (child, addr, line, log)
 }
 
 fn stop(mut child: Running) {
@@ -580,4 +591,21 @@ fn a_privileged_port_without_privilege_is_one_line_and_exit_code_2() {
         "{stderr}"
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn an_unknown_ring_setup_is_one_line_and_exit_code_2() {
+    let (code, stderr) = run_to_exit(&["--ring-setup", "deferred", "--port", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--ring-setup"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn the_configuration_line_names_the_ring_setup() {
+    let (child, addr, _, log) =
+        start_logged(binary().args(["--cores", "1", "--port", "0", "--ring-setup", "plain"]));
+    assert!(get(addr, "/plaintext").ends_with("Hello, World!"));
+    assert!(log.contains("ring_setup=\"plain\""), "{log}");
+    stop(child);
 }
