@@ -240,8 +240,13 @@ struct Watch {
     deadline: Cell<Option<Instant>>,
     /// The operation in progress is a write.
     writing: Cell<bool>,
-    /// Set by the sweeper when it ended an operation for its deadline.
+    /// Set by the sweeper when it ended an operation for its deadline. A
+    /// read ended so may still bring data that raced the deadline (the
+    /// request is then answered, and is the connection's last: its read
+    /// side is shut).
     timed_out: Cell<bool>,
+    /// The operation the sweeper ended was a write.
+    write_cut: Cell<bool>,
 }
 
 /// The timeouts a connection applies (see `Config`).
@@ -365,14 +370,19 @@ pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
         core.ring.retire_waiting(IDLE_WORKERS);
         for (_, entry) in core.connections.borrow().iter() {
             let watch = &entry.watch;
-            if watch.deadline.get().is_some_and(|d| now >= d) && !watch.timed_out.get() {
+            if !watch.deadline.get().is_some_and(|d| now >= d) {
+                continue;
+            }
+            // The entry leaves the registry when its socket closes. A write
+            // is cut even after a read was: the request that raced the read
+            // deadline is answered, but within the write timeout.
+            if watch.writing.get() && !watch.write_cut.get() {
                 watch.timed_out.set(true);
-                // The entry leaves the registry when its socket closes.
-                if watch.writing.get() {
-                    sys::shutdown_both(entry.fd);
-                } else {
-                    sys::shutdown_read(entry.fd);
-                }
+                watch.write_cut.set(true);
+                sys::shutdown_both(entry.fd);
+            } else if !watch.writing.get() && !watch.timed_out.get() {
+                watch.timed_out.set(true);
+                sys::shutdown_read(entry.fd);
             }
         }
     }
@@ -470,9 +480,7 @@ async fn serve_parked<A: App>(core: &Rc<CoreState<A>>, key: u32) {
             Ok(Busy::Ended(Next::Close)) => Recycled::with(|| conn.linger_close()).await,
             Ok(Busy::Ended(Next::KeepAlive)) => {}
             Err(e) => {
-                if conn.watch.timed_out.get() {
-                    // A read past its deadline ends without an error: this
-                    // was a write the client stopped taking.
+                if conn.watch.write_cut.get() {
                     conn.core.metrics.count_timeout(TimeoutKind::Write);
                 }
                 debug!(%peer, "connection ended: {e}");
@@ -935,9 +943,8 @@ impl<A: App> Conn<A> {
     /// reach the kernel in one submission; its deadline starts once they
     /// are written.
     async fn fill(&mut self, want: usize, wait: Wait) -> io::Result<Fill> {
-        if self.watch.timed_out.get() {
-            return Ok(Fill::TimedOut);
-        }
+        // After a deadline the read side is shut: the read still returns
+        // what raced it, then the end.
         self.rbuf.reserve(want);
         let Conn { io, rbuf, wbuf, core, watch, .. } = self;
         let read = io.read(&mut rbuf.buf, rbuf.end);
@@ -1075,8 +1082,9 @@ impl<A: App> Conn<A> {
             }
         };
         // A request that was running when the core began to drain is the
-        // connection's last.
-        let keep_alive = keep_alive && !self.core.draining.get();
+        // connection's last; so is one that arrived as a read deadline
+        // passed (the sweeper shut the read side).
+        let keep_alive = keep_alive && !self.core.draining.get() && !self.watch.timed_out.get();
         match self.encode_response(&mut response, is_head, http10, keep_alive) {
             Unsent::Nothing(next) => Ok(next),
             unsent => self.send_rest(unsent).await,
@@ -1715,7 +1723,7 @@ impl Stall<'_> {
     fn disarm(&self) -> io::Result<()> {
         self.watch.deadline.set(None);
         self.watch.writing.set(false);
-        if self.watch.timed_out.get() {
+        if self.watch.write_cut.get() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled"));
         }
         Ok(())

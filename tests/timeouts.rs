@@ -110,3 +110,49 @@ fn a_client_that_does_not_read_is_cut_off_without_delaying_others() {
     }
     assert_eq!(server.metrics()[0].connections_open, 0, "the stalled connection was never closed");
 }
+
+/// An application that blocks its core for a while on `/stall` (what a
+/// badly written handler does): the core can fall behind its deadlines.
+struct Stalling;
+
+impl uring_serve::App for Stalling {
+    async fn call(
+        &self,
+        req: uring_serve::Request,
+        _cx: &uring_serve::Context,
+    ) -> uring_serve::Response {
+        if req.path() == "/stall" {
+            thread::sleep(Duration::from_millis(400));
+            // Back to the executor's timers before any socket operation.
+            uring_serve::sleep(Duration::from_millis(1)).await;
+        }
+        uring_serve::Response::text("ok")
+    }
+}
+
+/// A request that arrived before its connection's keep-alive deadline is
+/// answered, even when the core gets to it only after the deadline (here
+/// because the application blocked the core): the request is never read
+/// and then dropped. It may be the connection's last.
+#[test]
+fn a_request_that_arrived_before_the_keep_alive_deadline_is_answered_late() {
+    let server = Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .timeout_keep_alive(Duration::from_millis(200))
+        .serve(|_| Stalling)
+        .expect("server starts");
+    for _ in 0..3 {
+        let mut idle = Client::connect(server.local_addr());
+        assert_eq!(idle.get("/").status, 200);
+        let mut staller = Client::connect(server.local_addr());
+        staller.send(b"GET /stall HTTP/1.1\r\nHost: t\r\n\r\n");
+        // The core is blocked from now for 400 ms; the idle connection's
+        // deadline passes 200 ms after its response, its request comes
+        // well before that.
+        thread::sleep(Duration::from_millis(100));
+        let r = idle.roundtrip("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+        assert_eq!(staller.read_response().status, 200);
+    }
+}
