@@ -60,6 +60,9 @@ pub mod defaults {
     /// `--timeout-graceful-shutdown`: how long a stopping server waits for
     /// in-flight requests before it cuts them (gunicorn and actix: 30 s).
     pub const TIMEOUT_GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(30);
+    /// The methods the server's answer to `OPTIONS *` allows, unless the
+    /// application says which it serves ([`super::OptionsAsterisk`]).
+    pub const ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
     /// `--timeout-write`: longest stall of a response write (a client that
     /// does not read); nginx's `send_timeout` is 60 s.
     pub const TIMEOUT_WRITE: Duration = Duration::from_secs(30);
@@ -125,6 +128,9 @@ pub struct Config {
     pub idle_poll: Duration,
     /// How each core's socket ring is set up. Default [`RingSetup::Auto`].
     pub ring_setup: RingSetup,
+    /// How `OPTIONS *` is answered. Default: by the server, allowing
+    /// [`defaults::ALLOW`].
+    pub options_asterisk: OptionsAsterisk,
     /// Where to serve Prometheus metrics (`GET /metrics`), on a listener
     /// and thread of their own; `None` (the default) serves none.
     pub metrics: Option<SocketAddr>,
@@ -177,6 +183,7 @@ impl Default for Config {
             timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
             idle_poll: Duration::ZERO,
             ring_setup: RingSetup::Auto,
+            options_asterisk: OptionsAsterisk::Allow(defaults::ALLOW.to_string()),
             metrics: None,
             health_path: None,
             drain_delay: Duration::ZERO,
@@ -255,6 +262,17 @@ impl FromStr for RingSetup {
                 format!("{text:?} is not one of auto, single-issuer, cooperative, plain")
             })
     }
+}
+
+/// Who answers `OPTIONS *`, a question about the server rather than a
+/// resource (asterisk-form, RFC 9112 §3.2.4; RFC 9110 §9.3.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionsAsterisk {
+    /// The server: `200`, `Content-Length: 0` and `Allow` with these
+    /// methods (e.g. `"GET, HEAD"`); the application never sees it.
+    Allow(String),
+    /// The application, like any other request.
+    App,
 }
 
 /// A setting with a value the server cannot run with.
@@ -343,6 +361,14 @@ impl Config {
         }
         if self.idle_poll > MAX_IDLE_POLL {
             return Err(ConfigError::new("--idle-poll", "must be at most 10ms"));
+        }
+        if let OptionsAsterisk::Allow(allow) = &self.options_asterisk {
+            if allow.is_empty() || !crate::http::is_valid_header_value(allow) {
+                return Err(ConfigError::new(
+                    "OPTIONS * answer",
+                    "the Allow list must be a header value such as \"GET, HEAD\"",
+                ));
+            }
         }
         if let Some(server) = &self.server_header {
             if !crate::http::is_valid_header_value(server) {

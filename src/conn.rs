@@ -104,7 +104,7 @@ use tracing::{debug, error, warn};
 use crate::access_log::{CoreLog, LogLine};
 use crate::admission::Admission;
 use crate::app::{App, Body, BodyStream, Context, Request, Response};
-use crate::config::Config;
+use crate::config::{Config, OptionsAsterisk};
 use crate::head_cache::HeadCache;
 use crate::http::{
     self, BodyFraming, ChunkedDecoder, DecodeStatus, HttpDate, Limits, Method, ParseError,
@@ -187,6 +187,9 @@ pub(crate) struct CoreState<A> {
     timed: bool,
     /// The path answered without the application (`--health-path`).
     health_path: Option<Box<str>>,
+    /// The server's `Allow` answer to `OPTIONS *` (`None`: the
+    /// application answers it).
+    options_allow: Option<Box<str>>,
     /// Tells whether a stop was asked for (the health path's answer).
     shutdown: ShutdownSignal,
     /// Peers whose forwarding headers are believed (`--proxy-headers`).
@@ -290,6 +293,10 @@ impl<A: App> CoreState<A> {
             draining: Cell::new(false),
             timed: config.metrics.is_some() || access_log.is_some(),
             health_path: config.health_path.as_deref().map(Box::from),
+            options_allow: match &config.options_asterisk {
+                OptionsAsterisk::Allow(allow) => Some(allow.as_str().into()),
+                OptionsAsterisk::App => None,
+            },
             shutdown,
             proxies: config.proxy_headers.then(|| config.forwarded_allow_ips.clone()),
             access_log,
@@ -1047,6 +1054,14 @@ impl<A: App> Conn<A> {
             // A body is not read here: the connection cannot go on.
             let keep_alive = head.keep_alive() && head.framing() == BodyFraming::Empty;
             return self.respond(response, is_head, http10, keep_alive).await;
+        }
+        if let (Method::Options, "*", Some(allow)) =
+            (head.method(), head.path(), &self.core.options_allow)
+        {
+            // About the server, not a resource (RFC 9110 §9.3.7).
+            let response = Response::new(200).header("allow", allow.to_string());
+            let keep_alive = head.keep_alive() && head.framing() == BodyFraming::Empty;
+            return self.respond(response, false, http10, keep_alive).await;
         }
         let Some(_permit) = self.core.admission.try_admit() else {
             // Over --limit-concurrency: shed before reading the body.

@@ -65,7 +65,7 @@ mod transport;
 pub use access_log::{AccessLogTarget, LogFormat};
 pub use app::{sleep, App, Body, BodyStream, BoxError, Context, Request, Response};
 pub use blocking::BlockingError;
-pub use config::{Config, ConfigError, RingSetup};
+pub use config::{Config, ConfigError, OptionsAsterisk, RingSetup};
 pub use cores::{CoreId, Cores, CoresError};
 pub use http::{Method, Version};
 pub use listener::Endpoint;

@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 use uring_serve::apps::{BenchApp, StaticDir, StaticFiles};
 use uring_serve::cli::{self, Cli};
-use uring_serve::{LogFormat, Server};
+use uring_serve::{LogFormat, OptionsAsterisk, Server};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -45,14 +45,18 @@ fn main() -> ExitCode {
         Some(root) => match StaticDir::open(root) {
             Ok(dir) => {
                 let dir = dir.hidden(cli.static_hidden).listing(cli.static_listing);
-                builder.serve(move |_| StaticFiles::new(&dir))
+                builder
+                    .options_asterisk(OptionsAsterisk::Allow(StaticFiles::ALLOW.into()))
+                    .serve(move |_| StaticFiles::new(&dir))
             }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
         },
-        None => builder.serve(BenchApp::new),
+        None => builder
+            .options_asterisk(OptionsAsterisk::Allow(BenchApp::ALLOW.into()))
+            .serve(BenchApp::new),
     };
     let server = match started {
         Ok(server) => server,

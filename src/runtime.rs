@@ -31,7 +31,7 @@ use tracing::{error, info, info_span};
 use crate::access_log::{self, AccessLogTarget, AccessLogWriter, Batch, CoreLog, LogFormat};
 use crate::app::{App, BoxError, Context};
 use crate::blocking::BlockingPool;
-use crate::config::{Config, ConfigError, RingSetup};
+use crate::config::{Config, ConfigError, OptionsAsterisk, RingSetup};
 use crate::conn::{self, CoreState};
 use crate::cores::{self, CoreId, Cores, CoresError};
 use crate::http::HttpDate;
@@ -271,6 +271,15 @@ impl Builder {
     /// ([`StartError::Ring`]) where it does not work.
     pub fn ring_setup(mut self, setup: RingSetup) -> Builder {
         self.config.ring_setup = setup;
+        self
+    }
+
+    /// Who answers `OPTIONS *`. Default: the server, with `200` and
+    /// `Allow: GET, HEAD, POST, PUT, PATCH, DELETE`; say which methods the
+    /// application serves with `OptionsAsterisk::Allow("GET, HEAD".into())`,
+    /// or hand the request to it with `OptionsAsterisk::App`.
+    pub fn options_asterisk(mut self, answer: OptionsAsterisk) -> Builder {
+        self.config.options_asterisk = answer;
         self
     }
 

@@ -609,3 +609,16 @@ fn the_configuration_line_names_the_ring_setup() {
     assert!(log.contains("ring_setup=\"plain\""), "{log}");
     stop(child);
 }
+
+#[test]
+fn the_cli_answers_options_asterisk_with_the_bench_apps_methods() {
+    let (child, addr, _) = start(binary().args(["--cores", "1", "--port", "0"]));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.contains("\r\nallow: GET, HEAD, POST\r\n"), "{out}");
+    stop(child);
+}

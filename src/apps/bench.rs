@@ -31,6 +31,9 @@ const JSON_HELLO: &str = r#"{"message":"Hello, World!"}"#;
 pub struct BenchApp;
 
 impl BenchApp {
+    /// The methods it serves, for the server's answer to `OPTIONS *`.
+    pub const ALLOW: &'static str = "GET, HEAD, POST";
+
     /// The instance for `core`.
     pub fn new(_core: CoreId) -> BenchApp {
         BenchApp

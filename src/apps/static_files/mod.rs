@@ -139,6 +139,9 @@ pub struct StaticFiles {
 }
 
 impl StaticFiles {
+    /// The methods it serves, for the server's answer to `OPTIONS *`.
+    pub const ALLOW: &'static str = "GET, HEAD";
+
     /// Serves `dir`.
     pub fn new(dir: &StaticDir) -> StaticFiles {
         StaticFiles { dir: dir.clone() }
@@ -261,7 +264,7 @@ fn version_of(stat: &libc::stat) -> Version {
 impl App for StaticFiles {
     async fn call(&self, req: Request, cx: &Context) -> Response {
         if !matches!(req.method(), Method::Get | Method::Head) {
-            return Response::plain(405, "GET or HEAD\n").header("allow", "GET, HEAD");
+            return Response::plain(405, "GET or HEAD\n").header("allow", Self::ALLOW);
         }
         let Some(relative) = path::relative_path(req.path(), self.dir.hidden) else {
             return not_found();
