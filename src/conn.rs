@@ -395,10 +395,51 @@ pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
     }
 }
 
+/// How long a core waits before it accepts again after a failed accept.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+/// At most one line per this interval per core about failed accepts: a
+/// client must not flood the log by opening connections past the
+/// descriptor limit.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A warning repeated at most once per interval, saying how many were left
+/// out since the last line.
+struct AcceptErrorLog {
+    interval: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrorLog {
+    fn new(interval: Duration) -> AcceptErrorLog {
+        AcceptErrorLog { interval, last: None, suppressed: 0 }
+    }
+
+    fn note(&mut self, error: &io::Error) {
+        let now = Instant::now();
+        if self.last.is_some_and(|last| now < last + self.interval) {
+            self.suppressed += 1;
+            return;
+        }
+        if self.suppressed > 0 {
+            warn!(
+                "accept failed: {error} ({} more since the last line, not logged; \
+                 connections wait in the accept queue meanwhile)",
+                self.suppressed
+            );
+        } else {
+            warn!("accept failed: {error} (connections wait in the accept queue meanwhile)");
+        }
+        self.last = Some(now);
+        self.suppressed = 0;
+    }
+}
+
 /// Accepts connections until shutdown; each is registered and parked until
 /// its first request arrives (see [`CoreState::open`]).
 pub(crate) async fn accept_loop<A: App>(listener: OwnedFd, core: Rc<CoreState<A>>) {
     let shutdown = &core.shutdown;
+    let mut accept_errors = AcceptErrorLog::new(ACCEPT_ERROR_LOG_INTERVAL);
     loop {
         if shutdown.is_triggered() {
             return;
@@ -417,8 +458,9 @@ pub(crate) async fn accept_loop<A: App>(listener: OwnedFd, core: Rc<CoreState<A>
             Err(e) => {
                 // Out of descriptors or memory: back off instead of spinning;
                 // connections wait in the kernel's accept queue meanwhile.
-                warn!("accept failed: {e}");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
+                core.metrics.accept_errors.inc();
+                accept_errors.note(&e);
+                glommio::timer::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
         };

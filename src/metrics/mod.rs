@@ -27,6 +27,8 @@ pub(crate) struct CoreMetrics {
     pub(crate) connections_open: Counter,
     pub(crate) connections_accepted: Counter,
     pub(crate) connections_shed: Counter,
+    /// Accepts that failed (out of descriptors or memory).
+    pub(crate) accept_errors: Counter,
     /// Requests handed to the application.
     pub(crate) requests: Counter,
     pub(crate) requests_in_flight: Counter,
@@ -223,6 +225,7 @@ impl CoreMetrics {
             connections_open: self.connections_open.get(),
             connections_accepted: self.connections_accepted.get(),
             connections_shed: self.connections_shed.get(),
+            accept_errors: self.accept_errors.get(),
             requests: self.requests.get(),
             requests_in_flight: self.requests_in_flight.get(),
             requests_shed: self.shed_concurrency.get() + self.shed_blocking_queue.get(),
@@ -250,6 +253,9 @@ pub struct Metrics {
     pub connections_accepted: u64,
     /// Connections answered 503 and closed at once (`--max-connections`).
     pub connections_shed: u64,
+    /// Accepts that failed for want of descriptors or memory (the
+    /// connection waits in the kernel's queue meanwhile).
+    pub accept_errors: u64,
     /// Requests handed to the application.
     pub requests: u64,
     /// Requests admitted and not yet answered.

@@ -66,6 +66,13 @@ pub(crate) fn render(cores: &[(CoreId, Arc<CoreMetrics>)], out: &mut String) {
     family.per_core("counter", cores, "connections_accepted_total", "Connections accepted.", |m| {
         m.connections_accepted.get()
     });
+    family.per_core(
+        "counter",
+        cores,
+        "accept_errors_total",
+        "Accepts that failed for want of descriptors or memory.",
+        |m| m.accept_errors.get(),
+    );
 
     family.head(
         "shed_total",
