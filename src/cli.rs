@@ -105,6 +105,12 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_TIMEOUT_BODY", default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
     pub timeout_body: Duration,
 
+    /// The slowest a request body may arrive, in bytes per second averaged
+    /// over 10 s of waiting for it (e.g. `500`, `1K`); slower is 408 and
+    /// close. `0`: no minimum.
+    #[arg(long, env = "URING_SERVE_MIN_BODY_RATE", default_value = "500", value_parser = parse_bytes, help_heading = "Timeouts")]
+    pub min_body_rate: u64,
+
     /// Longest stall while writing a response (a client that does not
     /// read); then the connection is closed.
     #[arg(long, env = "URING_SERVE_TIMEOUT_WRITE", default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
@@ -238,6 +244,7 @@ impl Cli {
             timeout_keep_alive: self.timeout_keep_alive,
             timeout_body: self.timeout_body,
             timeout_write: self.timeout_write,
+            min_body_rate: self.min_body_rate,
             timeout_graceful_shutdown: self.timeout_graceful_shutdown,
             idle_poll: self.idle_poll,
             ring_setup: self.ring_setup,

@@ -57,6 +57,11 @@ pub mod defaults {
     /// `--timeout-body`: longest pause while a request body is sent (408);
     /// nginx's `client_body_timeout` is 60 s.
     pub const TIMEOUT_BODY: Duration = Duration::from_secs(30);
+    /// `--min-body-rate`: the slowest a request body may arrive, in bytes
+    /// per second averaged over 10 s of waiting: 500, as Apache's
+    /// `mod_reqtimeout` (`MinRate=500`). A phone on a poor link sends tens
+    /// of KB/s; a client under it is a trickle holding a connection.
+    pub const MIN_BODY_RATE: u64 = 500;
     /// `--timeout-graceful-shutdown`: how long a stopping server waits for
     /// in-flight requests before it cuts them (gunicorn and actix: 30 s).
     pub const TIMEOUT_GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(30);
@@ -118,6 +123,9 @@ pub struct Config {
     pub timeout_body: Duration,
     /// Longest stall of a response write. Default 30 s.
     pub timeout_write: Duration,
+    /// The slowest a request body may arrive, in bytes per second averaged
+    /// over 10 s of waiting for it (408 below); 0: no minimum. Default 500.
+    pub min_body_rate: u64,
     /// How long a stopping server lets in-flight requests finish. Default
     /// 30 s.
     pub timeout_graceful_shutdown: Duration,
@@ -180,6 +188,7 @@ impl Default for Config {
             timeout_keep_alive: defaults::TIMEOUT_KEEP_ALIVE,
             timeout_body: defaults::TIMEOUT_BODY,
             timeout_write: defaults::TIMEOUT_WRITE,
+            min_body_rate: defaults::MIN_BODY_RATE,
             timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
             idle_poll: Duration::ZERO,
             ring_setup: RingSetup::Auto,

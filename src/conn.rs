@@ -104,6 +104,7 @@ use tracing::{debug, error, warn};
 use crate::access_log::{CoreLog, LogLine};
 use crate::admission::Admission;
 use crate::app::{App, Body, BodyStream, Context, Request, Response};
+use crate::body_rate::BodyRate;
 use crate::config::{Config, OptionsAsterisk};
 use crate::head_cache::HeadCache;
 use crate::http::{
@@ -259,6 +260,8 @@ struct Timeouts {
     keep_alive: Duration,
     body: Duration,
     write: Duration,
+    /// The slowest a body may arrive, bytes per second (0: no minimum).
+    min_body_rate: u64,
 }
 
 impl<A: App> CoreState<A> {
@@ -289,6 +292,7 @@ impl<A: App> CoreState<A> {
                 keep_alive: config.timeout_keep_alive,
                 body: config.timeout_body,
                 write: config.timeout_write,
+                min_body_rate: config.min_body_rate,
             },
             draining: Cell::new(false),
             timed: config.metrics.is_some() || access_log.is_some(),
@@ -992,6 +996,28 @@ impl<A: App> Conn<A> {
     /// reach the kernel in one submission; its deadline starts once they
     /// are written.
     async fn fill(&mut self, want: usize, wait: Wait) -> io::Result<Fill> {
+        Ok(self.fill_timed(want, wait).await?.0)
+    }
+
+    /// Reads more of a body: within `--timeout-body` of pause, and fast
+    /// enough for `rate` (`TimedOut` when either is missed). Only the time
+    /// spent waiting for the client counts toward the rate.
+    async fn fill_body(&mut self, want: usize, rate: &mut BodyRate) -> io::Result<Fill> {
+        let pause = self.core.timeouts.body;
+        let limit = rate.wait_limit().map_or(pause, |limit| limit.min(pause));
+        let before = self.rbuf.filled().len();
+        let (fill, waited) = self.fill_timed(want, Wait::For(limit)).await?;
+        let got = self.rbuf.filled().len().saturating_sub(before) as u64;
+        if !rate.record(waited, got) {
+            debug!(peer = %self.peer, "request body slower than --min-body-rate");
+            return Ok(Fill::TimedOut);
+        }
+        Ok(fill)
+    }
+
+    /// [`Conn::fill`], also returning how long it waited for the client
+    /// (from after the pending responses were written).
+    async fn fill_timed(&mut self, want: usize, wait: Wait) -> io::Result<(Fill, Duration)> {
         // After a deadline the read side is shut: the read still returns
         // what raced it, then the end.
         self.rbuf.reserve(want);
@@ -1008,20 +1034,21 @@ impl<A: App> Conn<A> {
             if let Ok(n) = read.cancel().await {
                 rbuf.advance(n);
             }
-            return Ok(Fill::TimedOut);
+            return Ok((Fill::TimedOut, Duration::ZERO));
         }
         watch.deadline.set(Some(deadline));
         let result = read.await;
         watch.deadline.set(None);
-        match result {
-            Ok(0) if watch.timed_out.get() => Ok(Fill::TimedOut),
-            Ok(0) => Ok(Fill::Eof),
+        let fill = match result {
+            Ok(0) if watch.timed_out.get() => Fill::TimedOut,
+            Ok(0) => Fill::Eof,
             Ok(n) => {
                 rbuf.advance(n);
-                Ok(Fill::Data)
+                Fill::Data
             }
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        Ok((fill, now.elapsed()))
     }
 
     /// Writes the pending responses; a client that does not take them
@@ -1155,10 +1182,11 @@ impl<A: App> Conn<A> {
             BodyFraming::Length(len) => {
                 // The parser refused lengths over the limit, which fits usize.
                 let len = usize::try_from(len).unwrap_or(usize::MAX);
+                let mut rate = BodyRate::new(self.core.timeouts.min_body_rate);
                 while self.rbuf.filled().len() < len {
                     self.send_continue(&mut continue_pending);
                     let missing = len - self.rbuf.filled().len();
-                    match self.fill(missing, Wait::For(self.core.timeouts.body)).await? {
+                    match self.fill_body(missing, &mut rate).await? {
                         Fill::Data => {}
                         Fill::Eof => return Ok(BodyRead::Eof),
                         Fill::TimedOut => return Ok(BodyRead::TimedOut),
@@ -1173,6 +1201,7 @@ impl<A: App> Conn<A> {
                 let mut decoder =
                     ChunkedDecoder::new(limits.max_body_bytes, limits.max_header_bytes);
                 let mut body = Vec::new();
+                let mut rate = BodyRate::new(self.core.timeouts.min_body_rate);
                 loop {
                     match decoder.decode(self.rbuf.filled(), &mut body) {
                         Ok((used, DecodeStatus::Done)) => {
@@ -1183,7 +1212,7 @@ impl<A: App> Conn<A> {
                         Err(e) => return Ok(BodyRead::Invalid(e)),
                     }
                     self.send_continue(&mut continue_pending);
-                    match self.fill(0, Wait::For(self.core.timeouts.body)).await? {
+                    match self.fill_body(0, &mut rate).await? {
                         Fill::Data => {}
                         Fill::Eof => return Ok(BodyRead::Eof),
                         Fill::TimedOut => return Ok(BodyRead::TimedOut),

@@ -46,6 +46,7 @@ mod admission;
 pub mod app;
 pub mod apps;
 mod blocking;
+mod body_rate;
 pub mod cli;
 pub mod config;
 mod conn;

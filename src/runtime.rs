@@ -196,6 +196,15 @@ impl Builder {
         self
     }
 
+    /// The slowest a request body may arrive, in bytes per second averaged
+    /// over 10 s of waiting for it (408 and close below); 0: no minimum.
+    /// Default is 500. Time the server itself is not reading does not
+    /// count.
+    pub fn min_body_rate(mut self, bytes_per_second: u64) -> Builder {
+        self.config.min_body_rate = bytes_per_second;
+        self
+    }
+
     /// Longest stall of a response write (the connection is closed after).
     /// Default is 30 s.
     pub fn timeout_write(mut self, timeout: Duration) -> Builder {
@@ -455,6 +464,7 @@ fn log_configuration(config: &Config, cores: &str, ring_setup: &str) {
         timeout_keep_alive = ?config.timeout_keep_alive,
         timeout_body = ?config.timeout_body,
         timeout_write = ?config.timeout_write,
+        min_body_rate = config.min_body_rate,
         timeout_graceful_shutdown = ?config.timeout_graceful_shutdown,
         drain_delay = ?config.drain_delay,
         idle_poll = ?config.idle_poll,

@@ -156,3 +156,59 @@ fn a_request_that_arrived_before_the_keep_alive_deadline_is_answered_late() {
         assert_eq!(staller.read_response().status, 200);
     }
 }
+
+fn min_body_rate(bytes_per_second: u64) -> ServerHandle {
+    Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .timeout_body(SHORT)
+        .min_body_rate(bytes_per_second)
+        .serve(BenchApp::new)
+        .expect("server starts")
+}
+
+/// `--timeout-body` bounds each pause; a body trickled a byte at a time,
+/// each within that bound, is still cut once 10 s of waiting for it
+/// brought less than the minimum rate: 408 and close.
+#[test]
+fn a_body_trickled_below_the_minimum_rate_gets_408() {
+    let server = min_body_rate(500);
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    let started = Instant::now();
+    // A byte every 150 ms (each pause within --timeout-body) until the
+    // answer comes.
+    c.stream.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    let answered = loop {
+        thread::sleep(SHORT / 2);
+        let _ = c.stream.write_all(b"x");
+        if c.stream.peek(&mut [0; 1]).is_ok_and(|n| n > 0) {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never cut");
+    };
+    c.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(answered >= Duration::from_secs(9), "cut after {answered:?}, before a window ended");
+    let r = c.read_response();
+    assert_eq!(r.status, 408);
+    assert!(c.is_closed_by_server());
+    assert_eq!(server.metrics()[0].requests_timed_out, 1);
+}
+
+/// A slow body that keeps the minimum rate is read whole, however long it
+/// takes.
+#[test]
+fn a_slow_body_above_the_minimum_rate_is_read_whole() {
+    let server = min_body_rate(500);
+    let mut c = Client::connect(server.local_addr());
+    const PIECES: usize = 120;
+    let len = PIECES * 100;
+    c.send(format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n").as_bytes());
+    // 1000 B/s for 12 s: past the first window.
+    for _ in 0..PIECES {
+        c.send(&[b'y'; 100]);
+        thread::sleep(Duration::from_millis(100));
+    }
+    let r = c.read_response();
+    assert_eq!((r.status, r.body.len()), (200, len));
+}
