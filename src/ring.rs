@@ -422,13 +422,19 @@ impl Ring {
         let _scope = probe::Scope::enter();
         let mut inner = self.inner.borrow_mut();
         let inner = &mut *inner;
-        let to_submit = inner.uring.submission().len() as u32;
+        let sq = inner.uring.submission();
+        let to_submit = sq.len() as u32;
+        // Completions the kernel already posted are read from the shared
+        // ring: enter only to submit, to run completion work it flags, or
+        // to bring back completions that overflowed the ring.
+        let must_enter = to_submit > 0 || sq.taskrun() || sq.cq_overflow();
+        drop(sq);
         // SAFETY: no argument is passed; the queued entries point into
         // buffers their slots own until completion.
-        let entered = unsafe {
+        let entered = must_enter.then(|| unsafe {
             inner.uring.submitter().enter::<libc::sigset_t>(to_submit, 0, ENTER_GETEVENTS, None)
-        };
-        if let Err(e) = entered {
+        });
+        if let Some(Err(e)) = entered {
             // EINTR, or EBUSY while the kernel holds overflowed completions:
             // reaping below makes room, the next turn submits.
             if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) {
@@ -477,9 +483,11 @@ impl Ring {
     /// from the shared ring without a syscall.
     fn has_work(&self) -> bool {
         let mut inner = self.inner.borrow_mut();
-        let taskrun = inner.uring.submission().taskrun();
-        let queued = !inner.uring.submission().is_empty();
-        taskrun || queued || !inner.uring.completion().is_empty()
+        let kernel_side = {
+            let sq = inner.uring.submission();
+            sq.taskrun() || sq.cq_overflow() || !sq.is_empty()
+        };
+        kernel_side || !inner.uring.completion().is_empty()
     }
 
     fn set_eventfd(&self, on: bool) {
