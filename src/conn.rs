@@ -364,7 +364,7 @@ pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
         core.head_cache.borrow_mut().clear();
         let into_second = now.duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         let to_next = Duration::from_nanos(u64::from(1_000_000_000 - into_second));
-        core.ring.sleep(to_next).await;
+        glommio::timer::sleep(to_next).await;
     }
 }
 
@@ -376,7 +376,7 @@ pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
     let shortest = t.request_header.min(t.keep_alive).min(t.body).min(t.write);
     let tick = (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));
     loop {
-        core.ring.sleep(tick).await;
+        glommio::timer::sleep(tick).await;
         let now = Instant::now();
         core.ring.retire_waiting(IDLE_WORKERS);
         for (_, entry) in core.connections.borrow().iter() {

@@ -113,9 +113,6 @@ pub(crate) enum OpBuf {
     /// Whoever holds it copies the data out and gives it back
     /// ([`Ring::take_received`]).
     Picked(u16),
-    /// A timeout's duration, which the kernel reads when the operation is
-    /// submitted.
-    Timespec(#[expect(dead_code, reason = "held, never read")] Box<types::Timespec>),
     /// No memory, but descriptors the kernel looks up only when it runs the
     /// operation (a splice's input): kept open until it completes.
     Keep(#[expect(dead_code, reason = "held, never read")] Rc<dyn std::any::Any>),
@@ -128,7 +125,7 @@ impl OpBuf {
 
     fn as_slice(&self) -> &[u8] {
         match self {
-            OpBuf::None | OpBuf::Picked(_) | OpBuf::Keep(_) | OpBuf::Timespec(_) => &[],
+            OpBuf::None | OpBuf::Picked(_) | OpBuf::Keep(_) => &[],
             OpBuf::Vec(v) => v,
             OpBuf::Bytes(b) => b,
         }
@@ -352,23 +349,6 @@ impl Ring {
                 .flags(flags)
                 .build()
         })
-    }
-
-    /// Completes after `duration` (with `ETIME`). The core's own periodic
-    /// work waits here rather than on a glommio timer: a core with a glommio
-    /// timer pending pays two more `io_uring_enter` each time it sleeps
-    /// (glommio arms, then cancels, a timeout for it), while this ring's
-    /// completions wake the core through its eventfd like any other.
-    pub(crate) fn timeout(&self, duration: Duration) -> Op<'_> {
-        let spec = Box::new(types::Timespec::from(duration));
-        let at: *const types::Timespec = &*spec;
-        // The box's heap memory does not move while the slot holds it.
-        self.start(OpBuf::Timespec(spec), |_| opcode::Timeout::new(at).build())
-    }
-
-    /// Waits `duration` on the ring (see [`Ring::timeout`]).
-    pub(crate) async fn sleep(&self, duration: Duration) {
-        let _ = self.timeout(duration).await;
     }
 
     /// Completes when `fd` can be written to.

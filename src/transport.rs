@@ -198,7 +198,7 @@ fn settle(
             }
             ring.take_received(id, len, buf, 0);
         }
-        OpBuf::None | OpBuf::Bytes(_) | OpBuf::Keep(_) | OpBuf::Timespec(_) => {}
+        OpBuf::None | OpBuf::Bytes(_) | OpBuf::Keep(_) => {}
     }
     result
 }
