@@ -133,13 +133,16 @@ def wrk(port, connections, depth, script):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS + 30).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    if not rate:
+    if not rate or not p50:
         sys.exit(f"smoke: cannot read wrk's output:\n{out}")
+    # A fast wrong answer is no answer: errors and non-2xx fail the gate.
+    errors = re.search(r"Socket errors: (.*)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rate": float(rate.group(1)),
-        "p50_us": to_us(*p50.groups()) if p50 else float("nan"),
-        "errors": errors.group(1) if errors else "",
+        "p50_us": to_us(*p50.groups()),
+        "errors": (errors.group(1) if errors else "")
+        + (f" non-2xx {non2xx.group(1)}" if non2xx else ""),
     }
 
 
@@ -166,6 +169,7 @@ def main():
         "nginx": start_nginx(ports["nginx"], f"{work}/nginx"),
     }
     best = {}
+    errors_seen = []
     try:
         for name, port in ports.items():
             wrk(port, 64, 1, script)  # warm-up, discarded
@@ -175,6 +179,8 @@ def main():
                     result = wrk(port, connections, depth, script)
                     print(f"  {load:15} {name:12} {result['rate']:>11.0f} req/s"
                           f"  p50 {result['p50_us']:>8.0f} us  {result['errors']}", flush=True)
+                    if result["errors"].strip():
+                        errors_seen.append(f"{load} on {name}: {result['errors'].strip()}")
                     key = (load, name)
                     if key not in best or result["rate"] > best[key]["rate"]:
                         kept = best.get(key, result)
@@ -187,7 +193,7 @@ def main():
             stop(proc)
         shutil.rmtree(work, ignore_errors=True)
 
-    failures = []
+    failures = list(errors_seen)
     ours = lambda load: best[(load, "uring-serve")]
     theirs = lambda load: best[(load, "nginx")]
     for load in ("one connection", "64 keep-alive"):

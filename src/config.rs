@@ -264,12 +264,12 @@ impl FromStr for RingSetup {
     type Err = String;
 
     fn from_str(text: &str) -> Result<RingSetup, String> {
-        [RingSetup::Auto, RingSetup::SingleIssuer, RingSetup::Cooperative, RingSetup::Plain]
-            .into_iter()
-            .find(|setup| setup.name() == text)
-            .ok_or_else(|| {
-                format!("{text:?} is not one of auto, single-issuer, cooperative, plain")
-            })
+        let all =
+            [RingSetup::Auto, RingSetup::SingleIssuer, RingSetup::Cooperative, RingSetup::Plain];
+        all.into_iter().find(|setup| setup.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|setup| setup.name()).collect();
+            format!("{text:?} is not one of {}", names.join(", "))
+        })
     }
 }
 

@@ -235,7 +235,7 @@ struct Parked {
 /// times a second, ends the operations that are past it: a read by shutting
 /// the socket's read side (the read returns end-of-stream, and a 408 can
 /// still be written), a write by shutting both sides (the write fails). The
-/// connection then sees `timed_out`.
+/// connection then sees `timed_out` (and `write_cut` for a write).
 #[derive(Default)]
 struct Watch {
     /// Waiting for the next request, with nothing of it received.
@@ -1110,6 +1110,20 @@ impl<A: App> Conn<A> {
         }
     }
 
+    /// Whether the connection may serve another request after `head`'s:
+    /// the client wants it, and [`Conn::may_go_on_after`].
+    fn may_go_on(&self, head: &RequestHead) -> bool {
+        head.keep_alive() && self.may_go_on_after()
+    }
+
+    /// Whether the server lets the connection go on after the current
+    /// request: not when the core began to drain meanwhile, nor when the
+    /// request arrived as a read deadline passed (the sweeper shut the read
+    /// side).
+    fn may_go_on_after(&self) -> bool {
+        !self.core.draining.get() && !self.watch.timed_out.get()
+    }
+
     async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
         let is_head = head.method() == Method::Head;
         let http10 = head.version() == Version::Http10;
@@ -1121,7 +1135,7 @@ impl<A: App> Conn<A> {
         if self.core.health_path.as_deref() == Some(head.path()) {
             let response = self.core.health(head.method());
             // A body is not read here: the connection cannot go on.
-            let keep_alive = head.keep_alive() && head.framing() == BodyFraming::Empty;
+            let keep_alive = self.may_go_on(&head) && head.framing() == BodyFraming::Empty;
             return self.respond(response, is_head, http10, keep_alive).await;
         }
         if let (Method::Options, "*", Some(allow)) =
@@ -1129,7 +1143,7 @@ impl<A: App> Conn<A> {
         {
             // About the server, not a resource (RFC 9110 §9.3.7).
             let response = Response::new(200).header("allow", allow.to_string());
-            let keep_alive = head.keep_alive() && head.framing() == BodyFraming::Empty;
+            let keep_alive = self.may_go_on(&head) && head.framing() == BodyFraming::Empty;
             return self.respond(response, false, http10, keep_alive).await;
         }
         let Some(_permit) = self.core.admission.try_admit() else {
@@ -1165,10 +1179,7 @@ impl<A: App> Conn<A> {
                 (Response::internal_error(), false)
             }
         };
-        // A request that was running when the core began to drain is the
-        // connection's last; so is one that arrived as a read deadline
-        // passed (the sweeper shut the read side).
-        let keep_alive = keep_alive && !self.core.draining.get() && !self.watch.timed_out.get();
+        let keep_alive = keep_alive && self.may_go_on_after();
         match self.encode_response(&mut response, is_head, http10, keep_alive) {
             Unsent::Nothing(next) => Ok(next),
             unsent => self.send_rest(unsent).await,

@@ -40,6 +40,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Taken before the server starts: a SIGTERM that comes while it starts
+    // (or as soon as it says it listens) stops it gracefully, never with
+    // the default action.
+    let signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => Some(signals),
+        Err(e) => {
+            eprintln!("warning: cannot handle SIGINT/SIGTERM: {e}");
+            None
+        }
+    };
     let builder = Server::builder().config(config);
     let started = match &cli.static_dir {
         Some(root) => match StaticDir::open(root) {
@@ -66,21 +76,18 @@ fn main() -> ExitCode {
         }
     };
 
-    let shutdown = server.shutdown_signal();
-    match Signals::new([SIGINT, SIGTERM]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                let mut received = signals.forever();
-                if let Some(signal) = received.next() {
-                    shutdown.trigger();
-                    info!(signal, "shutting down");
-                }
-                if received.next().is_some() {
-                    std::process::exit(130);
-                }
-            });
-        }
-        Err(e) => eprintln!("warning: cannot handle SIGINT/SIGTERM: {e}"),
+    if let Some(mut signals) = signals {
+        let shutdown = server.shutdown_signal();
+        std::thread::spawn(move || {
+            let mut received = signals.forever();
+            if let Some(signal) = received.next() {
+                shutdown.trigger();
+                info!(signal, "shutting down");
+            }
+            if received.next().is_some() {
+                std::process::exit(130);
+            }
+        });
     }
 
     match server.join() {

@@ -44,15 +44,15 @@
 //! enter of this ring (it submits the `send` and the next `recv`; the
 //! completion that woke the core is already in the shared ring, since a
 //! turn enters only to submit, to run flagged completion work or to bring
-//! back an overflow), plus glommio's park and wake: about seven enters of
-//! its rings and a `membarrier`. The core's periodic work (the `Date`
-//! tick, the deadline sweeper) waits on this ring ([`Ring::timeout`])
-//! rather than on glommio timers, because a pending glommio timer adds a
-//! timeout and its cancel to every park: at 20 000 requests/s that took
-//! 9.8 enters per request to 7.9 and the CPU per request from 15.6 to
-//! 13.5 µs (`bench-results/README.md`). `--idle-poll` lets glommio poll
-//! before it sleeps instead, which costs more CPU than it saves at that
-//! rate.
+//! back an overflow), plus glommio's park and wake: about nine enters of
+//! its rings and a `membarrier` (`bench-results/README.md`, 2026-12-05).
+//! Two of those are glommio's timeout for its next timer (the `Date` tick,
+//! the deadline sweeper) and its cancel. Moving those two to this ring cut
+//! them, but glommio 0.9 can park with a task still runnable and then
+//! wakes only for its next event: with no timer of its own pending, a core
+//! hung for good under pipelined load, so they stay glommio timers.
+//! `--idle-poll` lets glommio poll before it sleeps instead, which costs
+//! more CPU than it saves at 20 000 requests/s.
 //!
 //! Parking: an operation whose future is detached can be parked under a
 //! key ([`Ring::park`]). No task waits for it; its completion puts the key
@@ -99,7 +99,7 @@ const RING_ENTRIES: u32 = 1024;
 const RECV_POLL_FIRST: u16 = 1;
 /// `user_data` of operations whose completion nobody waits for (cancels).
 const DETACHED: u64 = u64::MAX;
-/// io_uring_enter flag: run deferred work and reap completions.
+/// io_uring_enter flag: run pending completion work and reap completions.
 const ENTER_GETEVENTS: u32 = 1;
 
 /// The memory an operation hands to the kernel.
@@ -422,7 +422,7 @@ impl Ring {
         }
     }
 
-    /// Submits what is queued, runs the kernel's deferred work and reaps
+    /// Submits what is queued, runs completion work the kernel flags and reaps
     /// every completion. Returns how many operations completed for a
     /// waiting future.
     fn turn(&self) -> usize {
@@ -486,7 +486,7 @@ impl Ring {
         completed
     }
 
-    /// Whether the kernel has completions or deferred work waiting, read
+    /// Whether the kernel has completions or flagged work waiting, read
     /// from the shared ring without a syscall.
     fn has_work(&self) -> bool {
         let mut inner = self.inner.borrow_mut();
@@ -937,6 +937,10 @@ pub(crate) async fn start(asked: RingSetup) -> Result<(Rc<Ring>, glommio::Task<(
                 warn!(setup = setup.name(), "socket ring: {why}");
                 tried.push((setup, why));
                 drop(driver);
+                // An operation of the failed check may still be in flight,
+                // its completion never reaped: the ring and the memory it
+                // lent the kernel stay (once per failed set-up, at start).
+                std::mem::forget(ring);
             }
         }
     }
@@ -994,26 +998,29 @@ async fn wake_round_trips(ring: &Ring) -> Result<Duration, String> {
         } else {
             ring.recv(fd, vec![0; 1], 0)
         };
-        let (sent, _) = send.await;
-        let answered = futures_lite::future::or(async { Some(recv.await) }, async {
+        let round_trip = async {
+            let (sent, _) = send.await;
+            (sent, recv.await)
+        };
+        let answered = futures_lite::future::or(async { Some(round_trip.await) }, async {
             glommio::timer::sleep(WAKE_CHECK_DEADLINE).await;
             None
         })
         .await;
-        match (sent, answered) {
-            (Ok(1), Some((Ok(1), buf))) => {
+        match answered {
+            Some((Ok(1), (Ok(1), buf))) => {
                 if let OpBuf::Picked(id) = buf {
                     ring.take_received(id, 1, &mut Vec::new(), 0);
                 }
                 rounds.push(started.elapsed());
             }
-            (_, None) => {
+            None => {
                 failure = Some(format!(
                     "completions do not wake the core: no answer within {WAKE_CHECK_DEADLINE:?}"
                 ));
                 break;
             }
-            (sent, Some((received, _))) => {
+            Some((sent, (received, _))) => {
                 failure = Some(format!(
                     "the wake-up check's socket failed (send {sent:?}, receive {received:?})"
                 ));
@@ -1021,6 +1028,9 @@ async fn wake_round_trips(ring: &Ring) -> Result<Duration, String> {
             }
         }
     }
+    // Ends the peer's read whatever the ring still holds: an operation in
+    // flight keeps the socket open.
+    let _ = ours.shutdown(std::net::Shutdown::Both);
     drop(ours);
     let _ = peer.join();
     if let Some(failure) = failure {
