@@ -35,7 +35,7 @@
 //!   did not, and every request then waited ~16 ms for a timer.
 //!
 //! [`start`] checks at start that the chosen set-up really wakes a sleeping
-//! core ([`check_wake`]: request-like round trips with a peer thread, timed)
+//! core ([`check_wake`]: request-like round trips against a timer, timed)
 //! and falls back to the next set-up, or refuses to start, if it does not.
 //! The check guards the choice; it never picks a set-up because it
 //! happened to work.
@@ -905,8 +905,8 @@ impl std::fmt::Display for RingError {
 
 /// The start-up wake-up check's round trips (see [`check_wake`]).
 const WAKE_CHECK_ROUNDS: usize = 7;
-/// How long the check's peer waits before it answers: long enough for the
-/// core to be asleep when the answer comes.
+/// How long after the check's `send` its timer expires: long enough for
+/// the core to be asleep when it does.
 const WAKE_CHECK_PEER_DELAY: Duration = Duration::from_micros(500);
 /// The slowest median round trip the check accepts. A working wake-up adds
 /// tens of microseconds to the peer's delay; a broken one waits for some
@@ -949,7 +949,7 @@ pub(crate) async fn start(asked: RingSetup) -> Result<(Rc<Ring>, glommio::Task<(
 
 /// Checks that a completion on the ring wakes this core while it sleeps,
 /// as serving needs: a few request-like round trips (a `send`, then a
-/// receive that completes only when a peer thread answers, a little later)
+/// read that completes only when a timer expires, a little later)
 /// must each take about as long as the same round trip woken through
 /// glommio's own ring (the reference, measured first under the same
 /// conditions: a slow or instrumented machine slows both), not the period
@@ -982,41 +982,34 @@ enum WokenBy {
     Executor,
 }
 
-/// The median of [`WAKE_CHECK_ROUNDS`] round trips with a peer thread
-/// over a socket pair, the receive completed as `woken_by` says.
+/// The median of [`WAKE_CHECK_ROUNDS`] round trips, the receive completed
+/// as `woken_by` says. Each is a `send` on a socket pair, then a read of a
+/// timer descriptor armed to expire [`WAKE_CHECK_PEER_DELAY`] later: an
+/// event the kernel delivers while the core sleeps, as a client's next
+/// request is (no thread of this process plays the client, so the check
+/// also works where threads are serialised, under valgrind say).
 async fn wake_round_trips(ring: &Ring, woken_by: WokenBy) -> Result<Duration, String> {
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-        .map_err(|e| format!("cannot make a socket pair for the wake-up check: {e}"))?;
-    let peer = std::thread::Builder::new()
-        .name("uring-serve-wake-check".into())
-        .spawn(move || {
-            use std::io::{Read, Write};
-            let mut byte = [0; 1];
-            while let Ok(1) = (&theirs).read(&mut byte) {
-                std::thread::sleep(WAKE_CHECK_PEER_DELAY);
-                if (&theirs).write_all(&byte).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| format!("cannot start the wake-up check: {e}"))?;
+    let fail = |what: &str, e: io::Error| format!("the wake-up check cannot {what}: {e}");
+    let (ours, _theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| fail("make a socket pair", e))?;
+    let timer = crate::sys::timerfd().map_err(|e| fail("make a timer", e))?;
     let reader = match woken_by {
         WokenBy::SocketRing => None,
         WokenBy::Executor => {
-            let dup = ours.try_clone().map_err(|e| format!("wake-up check: {e}"))?;
-            // SAFETY: `dup` is a socket descriptor the file takes sole
+            let dup = timer.try_clone().map_err(|e| fail("duplicate the timer", e))?;
+            // SAFETY: `dup` is a timer descriptor the file takes sole
             // ownership of.
             Some(unsafe { BufferedFile::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(dup)) })
         }
     };
-    let fd = ours.as_raw_fd();
     let mut rounds = Vec::with_capacity(WAKE_CHECK_ROUNDS);
-    let mut failure = None;
-    for round in 0..WAKE_CHECK_ROUNDS {
+    for _ in 0..WAKE_CHECK_ROUNDS {
         let started = std::time::Instant::now();
+        crate::sys::arm_timerfd(&timer, WAKE_CHECK_PEER_DELAY)
+            .map_err(|e| fail("arm a timer", e))?;
         let round_trip = async {
             match &reader {
-                None => ring_round_trip(ring, fd, round).await,
+                None => ring_round_trip(ring, ours.as_raw_fd(), timer.as_raw_fd()).await,
                 Some(reader) => executor_round_trip(reader, &ours).await,
             }
         };
@@ -1027,63 +1020,43 @@ async fn wake_round_trips(ring: &Ring, woken_by: WokenBy) -> Result<Duration, St
         .await;
         match answered {
             Some(Ok(())) => rounds.push(started.elapsed()),
-            Some(Err(why)) => {
-                failure = Some(why);
-                break;
-            }
+            Some(Err(why)) => return Err(why),
             None => {
-                failure = Some(format!(
+                return Err(format!(
                     "completions do not wake the core: no answer within {WAKE_CHECK_DEADLINE:?}"
                 ));
-                break;
             }
         }
-    }
-    // Ends the peer's read whatever the ring still holds: an operation in
-    // flight keeps the socket open.
-    let _ = ours.shutdown(std::net::Shutdown::Both);
-    drop(ours);
-    let _ = peer.join();
-    if let Some(failure) = failure {
-        return Err(failure);
     }
     rounds.sort_unstable();
     Ok(rounds[rounds.len() / 2])
 }
 
-/// One round trip on the socket ring: a `send`, then a receive (both ways
-/// of receiving that connections use, in turn).
-async fn ring_round_trip(ring: &Ring, fd: RawFd, round: usize) -> Result<(), String> {
-    let send = ring.send(fd, OpBuf::Bytes(Cow::Borrowed(b"w")), 0);
-    let recv = if round % 2 == 0 && ring.picks_buffers() {
-        ring.recv_picked(fd, true)
-    } else {
-        ring.recv(fd, vec![0; 1], 0)
-    };
-    let (sent, _) = send.await;
-    let (received, buf) = recv.await;
-    if let OpBuf::Picked(id) = buf {
-        ring.take_received(id, *received.as_ref().unwrap_or(&0), &mut Vec::new(), 0);
-    }
-    match (sent, received) {
-        (Ok(1), Ok(1)) => Ok(()),
-        (sent, received) => {
-            Err(format!("the wake-up check's socket failed (send {sent:?}, receive {received:?})"))
-        }
+/// One round trip on the socket ring: a `send`, then the timer's read.
+async fn ring_round_trip(ring: &Ring, socket: RawFd, timer: RawFd) -> Result<(), String> {
+    let send = ring.send(socket, OpBuf::Bytes(Cow::Borrowed(b"w")), 0);
+    let mut expirations = Vec::new();
+    let read = ring.read_file(timer, &mut expirations, 8, 0);
+    let (sent, read) = futures_lite::future::zip(send, read).await;
+    match (sent.0, read) {
+        (Ok(1), Ok(8)) => Ok(()),
+        (sent, read) => Err(format!(
+            "the wake-up check's socket or timer failed (send {sent:?}, read {read:?})"
+        )),
     }
 }
 
 /// The same round trip woken through glommio's ring: a plain `write`, then
-/// a read submitted there.
+/// the timer's read submitted there.
 async fn executor_round_trip(
     reader: &BufferedFile,
     ours: &std::os::unix::net::UnixStream,
 ) -> Result<(), String> {
     std::io::Write::write_all(&mut &*ours, b"w")
         .map_err(|e| format!("the wake-up check's socket failed: {e}"))?;
-    match reader.read_at(0, 1).await {
-        Ok(read) if read.len() == 1 => Ok(()),
-        Ok(_) => Err("the wake-up check's socket closed".to_string()),
-        Err(e) => Err(format!("the wake-up check's read failed: {e}")),
+    match reader.read_at(0, 8).await {
+        Ok(read) if read.len() == 8 => Ok(()),
+        Ok(_) => Err("the wake-up check's timer read short".to_string()),
+        Err(e) => Err(format!("the wake-up check's timer read failed: {e}")),
     }
 }
