@@ -60,9 +60,18 @@ impl BodyRate {
         if self.per_window == 0 {
             return true;
         }
-        if waited < self.left {
+        if waited <= self.left {
             self.left -= waited;
             self.need = self.need.saturating_sub(bytes);
+            if !self.left.is_zero() {
+                return true;
+            }
+            // The window ends with these bytes: judged now.
+            if self.need > 0 {
+                return false;
+            }
+            self.left = WINDOW;
+            self.need = self.per_window;
             return true;
         }
         // The window ended during the wait, before the bytes came.
