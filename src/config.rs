@@ -264,10 +264,9 @@ impl FromStr for RingSetup {
     type Err = String;
 
     fn from_str(text: &str) -> Result<RingSetup, String> {
-        let all =
-            [RingSetup::Auto, RingSetup::SingleIssuer, RingSetup::Cooperative, RingSetup::Plain];
-        all.into_iter().find(|setup| setup.name() == text).ok_or_else(|| {
-            let names: Vec<&str> = all.iter().map(|setup| setup.name()).collect();
+        let all = || std::iter::once(RingSetup::Auto).chain(RingSetup::LADDER);
+        all().find(|setup| setup.name() == text).ok_or_else(|| {
+            let names: Vec<&str> = all().map(RingSetup::name).collect();
             format!("{text:?} is not one of {}", names.join(", "))
         })
     }

@@ -1006,18 +1006,18 @@ impl<A: App> Conn<A> {
         let pause = self.core.timeouts.body;
         let limit = rate.wait_limit().map_or(pause, |limit| limit.min(pause));
         let before = self.rbuf.filled().len();
-        let (fill, waited) = self.fill_timed(want, Wait::For(limit)).await?;
+        let (fill, waiting_since) = self.fill_timed(want, Wait::For(limit)).await?;
         let got = self.rbuf.filled().len().saturating_sub(before) as u64;
-        if !rate.record(waited, got) {
+        if !rate.record(waiting_since.elapsed(), got) {
             debug!(peer = %self.peer, "request body slower than --min-body-rate");
             return Ok(Fill::TimedOut);
         }
         Ok(fill)
     }
 
-    /// [`Conn::fill`], also returning how long it waited for the client
-    /// (from after the pending responses were written).
-    async fn fill_timed(&mut self, want: usize, wait: Wait) -> io::Result<(Fill, Duration)> {
+    /// [`Conn::fill`], also returning when it began to wait for the client
+    /// (after the pending responses were written).
+    async fn fill_timed(&mut self, want: usize, wait: Wait) -> io::Result<(Fill, Instant)> {
         // After a deadline the read side is shut: the read still returns
         // what raced it, then the end.
         self.rbuf.reserve(want);
@@ -1034,7 +1034,7 @@ impl<A: App> Conn<A> {
             if let Ok(n) = read.cancel().await {
                 rbuf.advance(n);
             }
-            return Ok((Fill::TimedOut, Duration::ZERO));
+            return Ok((Fill::TimedOut, now));
         }
         watch.deadline.set(Some(deadline));
         let result = read.await;
@@ -1048,7 +1048,7 @@ impl<A: App> Conn<A> {
             }
             Err(e) => return Err(e),
         };
-        Ok((fill, now.elapsed()))
+        Ok((fill, now))
     }
 
     /// Writes the pending responses; a client that does not take them

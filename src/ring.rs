@@ -907,9 +907,9 @@ impl std::fmt::Display for RingError {
 const WAKE_CHECK_ROUNDS: usize = 7;
 /// How long after the check's `send` its timer expires: long enough for
 /// the core to be asleep when it does.
-const WAKE_CHECK_PEER_DELAY: Duration = Duration::from_micros(500);
+const WAKE_CHECK_TIMER: Duration = Duration::from_micros(500);
 /// The slowest median round trip the check accepts. A working wake-up adds
-/// tens of microseconds to the peer's delay; a broken one waits for some
+/// tens of microseconds to the timer's; a broken one waits for some
 /// timer of the executor (16 ms where this was seen).
 const WAKE_CHECK_LIMIT: Duration = Duration::from_millis(5);
 /// How long one round trip may take before the check gives up on it.
@@ -984,7 +984,7 @@ enum WokenBy {
 
 /// The median of [`WAKE_CHECK_ROUNDS`] round trips, the receive completed
 /// as `woken_by` says. Each is a `send` on a socket pair, then a read of a
-/// timer descriptor armed to expire [`WAKE_CHECK_PEER_DELAY`] later: an
+/// timer descriptor armed to expire [`WAKE_CHECK_TIMER`] later: an
 /// event the kernel delivers while the core sleeps, as a client's next
 /// request is (no thread of this process plays the client, so the check
 /// also works where threads are serialised, under valgrind say).
@@ -1005,8 +1005,7 @@ async fn wake_round_trips(ring: &Ring, woken_by: WokenBy) -> Result<Duration, St
     let mut rounds = Vec::with_capacity(WAKE_CHECK_ROUNDS);
     for _ in 0..WAKE_CHECK_ROUNDS {
         let started = std::time::Instant::now();
-        crate::sys::arm_timerfd(&timer, WAKE_CHECK_PEER_DELAY)
-            .map_err(|e| fail("arm a timer", e))?;
+        crate::sys::arm_timerfd(&timer, WAKE_CHECK_TIMER).map_err(|e| fail("arm a timer", e))?;
         let round_trip = async {
             match &reader {
                 None => ring_round_trip(ring, ours.as_raw_fd(), timer.as_raw_fd()).await,

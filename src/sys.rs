@@ -171,7 +171,7 @@ pub(crate) fn arm_timerfd(
         it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
         it_value: libc::timespec {
             tv_sec: after.as_secs() as libc::time_t,
-            tv_nsec: libc::c_long::from(after.subsec_nanos().max(1) as i32),
+            tv_nsec: libc::c_long::from(after.subsec_nanos()),
         },
     };
     // SAFETY: `spec` is a valid itimerspec; the old value is not asked for.
