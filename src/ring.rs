@@ -95,6 +95,11 @@ use crate::probe;
 /// Submission queue entries; the completion queue is twice as large, and
 /// the kernel keeps completions that overflow it (IORING_FEAT_NODROP).
 const RING_ENTRIES: u32 = 1024;
+/// Operations in flight and workers waiting that the ring's tables hold
+/// before they first grow: a core's first busy moments then allocate
+/// nothing on the request path (tables only grow past a core's busiest
+/// moment so far, never shrink).
+const TABLES_START: usize = 64;
 /// IORING_RECVSEND_POLL_FIRST, in a receive's `ioprio`.
 const RECV_POLL_FIRST: u16 = 1;
 /// `user_data` of operations whose completion nobody waits for (cancels).
@@ -182,7 +187,6 @@ pub(crate) struct Ring {
 }
 
 /// The ready queue of parked operations (see [`Ring::park`]).
-#[derive(Default)]
 struct Parking {
     /// Keys of parked operations that completed, oldest first.
     ready: VecDeque<u32>,
@@ -195,6 +199,18 @@ struct Parking {
     retiring: usize,
     /// The task waiting in [`Ring::unattended`].
     unattended: Option<Waker>,
+}
+
+impl Parking {
+    fn new() -> Parking {
+        Parking {
+            ready: VecDeque::with_capacity(TABLES_START),
+            waiting: Vec::with_capacity(TABLES_START),
+            fewest_waiting: 0,
+            retiring: 0,
+            unattended: None,
+        }
+    }
 }
 
 impl Ring {
@@ -213,11 +229,16 @@ impl Ring {
             }
         };
         let ring = Ring {
-            inner: RefCell::new(RingInner { uring, picks, slots: Vec::new(), free: Vec::new() }),
+            inner: RefCell::new(RingInner {
+                uring,
+                picks,
+                slots: Vec::with_capacity(TABLES_START),
+                free: Vec::with_capacity(TABLES_START),
+            }),
             eventfd,
             sleeping: Cell::new(None),
             kicked: Cell::new(false),
-            parking: RefCell::default(),
+            parking: RefCell::new(Parking::new()),
             setup,
         };
         Ok(Rc::new(ring))
