@@ -25,7 +25,6 @@ use std::cell::{Cell, RefCell};
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -33,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
+use crate::config::{AccessLogTarget, LogFormat};
 use crate::cores::CoreId;
 use crate::http::{HttpDate, RequestHead, Version};
 use crate::metrics::CoreMetrics;
@@ -49,26 +49,6 @@ const QUEUED_BATCHES: usize = 64;
 const FINISH_WITHIN: Duration = Duration::from_secs(5);
 /// How long a stopping core waits for room for its last lines.
 const LAST_FLUSH_WITHIN: Duration = Duration::from_secs(1);
-
-/// Where access-log lines go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccessLogTarget {
-    /// The process's standard output.
-    Stdout,
-    /// A file, appended to (created if missing).
-    File(PathBuf),
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// Readable text; for the access log, Apache's combined format plus the
-    /// duration in microseconds and the core.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
 
 /// What goes to the writer thread.
 pub(crate) enum Batch {

@@ -8,6 +8,7 @@
 //! [`Response`] back into bytes.
 
 use std::borrow::Cow;
+#[cfg(feature = "test-support")]
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
@@ -74,24 +75,38 @@ pub struct Context {
     core: CoreId,
     blocking: BlockingPool,
     metrics: Arc<CoreMetrics>,
+    /// Set by [`Context::inject_executor_fault`].
+    #[cfg(feature = "test-support")]
     injected_fault: Cell<bool>,
 }
 
 impl Context {
     pub(crate) fn new(core: CoreId, blocking: BlockingPool, metrics: Arc<CoreMetrics>) -> Context {
-        Context { core, blocking, metrics, injected_fault: Cell::new(false) }
+        Context {
+            core,
+            blocking,
+            metrics,
+            #[cfg(feature = "test-support")]
+            injected_fault: Cell::new(false),
+        }
     }
 
-    /// Test-only fault injection: the core's executor panics outside any
-    /// request when it next accepts a connection, as a runtime bug would,
-    /// so that crash recovery can be tested. Not for applications.
-    #[doc(hidden)]
+    /// Fault injection for the crate's own tests (the `test-support`
+    /// feature): the core's executor panics outside any request when it
+    /// next accepts a connection, as a runtime bug would, so that crash
+    /// recovery can be tested.
+    #[cfg(feature = "test-support")]
     pub fn inject_executor_fault(&self) {
         self.injected_fault.set(true);
     }
 
+    /// Whether a fault was injected since the last call (never without the
+    /// `test-support` feature).
     pub(crate) fn take_injected_fault(&self) -> bool {
-        self.injected_fault.replace(false)
+        #[cfg(feature = "test-support")]
+        return self.injected_fault.replace(false);
+        #[cfg(not(feature = "test-support"))]
+        false
     }
 
     /// The core this application instance runs on.
@@ -461,5 +476,16 @@ impl Response {
 impl Drop for Response {
     fn drop(&mut self) {
         recycle::give(&recycle::RESPONSE_HEADERS, std::mem::take(&mut self.headers));
+    }
+}
+
+impl From<BlockingError> for Response {
+    /// 503 with `Retry-After: 1` and `Connection: close` for an overload
+    /// (the same answer as admission control), 500 for a panic.
+    fn from(error: BlockingError) -> Response {
+        match error {
+            BlockingError::Overloaded => Response::service_unavailable(),
+            BlockingError::Panicked => Response::internal_error(),
+        }
     }
 }

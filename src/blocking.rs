@@ -34,8 +34,6 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::app::Response;
-
 /// Why a job did not produce a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockingError {
@@ -56,17 +54,6 @@ impl fmt::Display for BlockingError {
 }
 
 impl std::error::Error for BlockingError {}
-
-impl From<BlockingError> for Response {
-    /// 503 with `Retry-After: 1` and `Connection: close` for an overload
-    /// (the same answer as admission control), 500 for a panic.
-    fn from(error: BlockingError) -> Response {
-        match error {
-            BlockingError::Overloaded => Response::service_unavailable(),
-            BlockingError::Panicked => Response::internal_error(),
-        }
-    }
-}
 
 /// One core's bound on the jobs it has in its blocking pool.
 #[derive(Debug)]

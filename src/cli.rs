@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::access_log::{AccessLogTarget, LogFormat};
-use crate::config::{defaults, Config, ConfigError, RingSetup};
+use crate::config::{defaults, AccessLogTarget, Config, ConfigError, LogFormat, RingSetup};
 use crate::cores::Cores;
-use crate::StartError;
 
 /// An io_uring, thread-per-core HTTP/1.1 server. Serves the built-in `bench`
 /// application (/plaintext, /json, /echo, /sleep?ms=N), or with --static DIR
@@ -259,7 +257,7 @@ impl Cli {
             unix_socket: self.uds.clone(),
             listen_fd: self.fd.or_else(|| {
                 if self.uds.is_none() {
-                    crate::listener::systemd_fd()
+                    crate::io::listener::systemd_fd()
                 } else {
                     None
                 }
@@ -293,16 +291,6 @@ fn resolve(flag: &'static str, addr: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|e| ConfigError::new(flag, format!("{addr:?} is not HOST:PORT ({e})")))?
         .next()
         .ok_or_else(|| ConfigError::new(flag, format!("{addr:?} resolves to no address")))
-}
-
-/// The process exit code for a server that could not start: 3 when the
-/// application failed to start on a core (uvicorn's start-up failure code),
-/// 2 for a configuration or machine problem.
-pub fn exit_code(error: &StartError) -> u8 {
-    match error {
-        StartError::AppStart { .. } | StartError::CorePanicked { .. } => 3,
-        _ => 2,
-    }
 }
 
 fn parse_ring_setup(text: &str) -> Result<RingSetup, String> {
@@ -353,7 +341,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cores::CoreId;
 
     #[test]
     fn sizes_take_binary_suffixes() {
@@ -361,16 +348,6 @@ mod tests {
         assert_eq!(parse_bytes("16KiB"), Ok(16 << 10));
         assert_eq!(parse_bytes("100"), Ok(100));
         assert!(parse_bytes("lots").is_err());
-    }
-
-    #[test]
-    fn an_app_that_fails_to_start_exits_3_with_one_line() {
-        let error = StartError::AppStart { core: CoreId(1), error: "no database".into() };
-        assert_eq!(exit_code(&error), 3);
-        let line = error.to_string();
-        assert_eq!(line, "core 1: the application failed to start: no database");
-        let config = StartError::AddrInUse(([127, 0, 0, 1], 80).into());
-        assert_eq!(exit_code(&config), 2);
     }
 
     #[test]

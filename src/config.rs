@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::access_log::{AccessLogTarget, LogFormat};
 use crate::cores::Cores;
 use crate::http::{Limits, MAX_HEADERS_CAP};
 use crate::proxy::TrustedProxies;
@@ -394,4 +393,24 @@ impl Config {
             max_body_bytes: self.max_body_bytes,
         }
     }
+}
+
+/// Where access-log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    /// The process's standard output.
+    Stdout,
+    /// A file, appended to (created if missing).
+    File(PathBuf),
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Readable text; for the access log, Apache's combined format plus the
+    /// duration in microseconds and the core.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }

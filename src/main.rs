@@ -15,7 +15,7 @@ use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use uring_serve::apps::{BenchApp, StaticDir, StaticFiles};
-use uring_serve::cli::{self, Cli};
+use uring_serve::cli::Cli;
 use uring_serve::{LogFormat, OptionsAsterisk, Server};
 
 fn main() -> ExitCode {
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(cli::exit_code(&e));
+            return ExitCode::from(e.exit_code());
         }
     };
 

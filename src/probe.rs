@@ -7,19 +7,24 @@
 //! sleep and when timers are armed; those allocations happen per idle
 //! period or per tick, not per request, and outside the marked stretches.
 //! A counting allocator (see `tests/zero_alloc.rs`) asks
-//! [`in_request_path`]. The cost is one thread-local increment and
-//! decrement per poll.
+//! `in_request_path`. The cost is one thread-local increment and
+//! decrement per poll, paid only with the `test-support` feature (on for
+//! the project's own tests, through its self dev-dependency): without it
+//! the marks are empty and this module is not public.
 
+#[cfg(feature = "test-support")]
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+#[cfg(feature = "test-support")]
 thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Whether the calling thread is on a core's request path right now.
+#[cfg(feature = "test-support")]
 pub fn in_request_path() -> bool {
     DEPTH.with(|d| d.get() > 0)
 }
@@ -29,6 +34,7 @@ pub(crate) struct Scope(());
 
 impl Scope {
     pub(crate) fn enter() -> Scope {
+        #[cfg(feature = "test-support")]
         DEPTH.with(|d| d.set(d.get() + 1));
         Scope(())
     }
@@ -36,6 +42,7 @@ impl Scope {
 
 impl Drop for Scope {
     fn drop(&mut self) {
+        #[cfg(feature = "test-support")]
         DEPTH.with(|d| d.set(d.get() - 1));
     }
 }

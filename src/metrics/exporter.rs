@@ -62,7 +62,7 @@ impl Exporter {
     pub(crate) fn stop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
         // A listening socket shut down makes the blocked accept fail.
-        crate::sys::shutdown_both(self.listener.as_raw_fd());
+        crate::io::sys::shutdown_both(self.listener.as_raw_fd());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -70,7 +70,7 @@ use tracing::error;
 
 use crate::app::{App, Context, Request, Response};
 use crate::http::{HttpDate, Method};
-use crate::sys;
+use crate::io::sys;
 use listing::Entry;
 use path::Relative;
 use range::Selection;

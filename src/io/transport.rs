@@ -18,8 +18,8 @@ use std::task::{Context, Poll};
 
 use socket2::SockRef;
 
+use crate::io::ring::{Detached, Op, OpBuf, Ring};
 use crate::recycle;
-use crate::ring::{Detached, Op, OpBuf, Ring};
 
 /// Size (and resting size) of a connection's read buffer.
 pub(crate) const READ_BUF_BYTES: usize = 4 << 10;

@@ -1,0 +1,165 @@
+//! One request, from its parsed head to its response: the health path and
+//! `OPTIONS *` answered by the server, admission, the body, the
+//! application's call (its panics caught), refusals.
+
+use std::future::Future;
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::Poll;
+
+use tracing::{debug, error};
+
+use super::body::BodyRead;
+use super::{Conn, Next, Shared, Unsent};
+use crate::app::{App, Request, Response};
+use crate::http::{self, BodyFraming, Method, ParseError, RequestHead, Version};
+use crate::metrics::TimeoutKind;
+use crate::proxy::{self, Origin};
+use crate::recycle::Recycled;
+
+impl<A: App> Conn<A> {
+    pub(super) async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
+        let is_head = head.method() == Method::Head;
+        let http10 = head.version() == Version::Http10;
+        let origin = self.origin(&head);
+        self.status = 0;
+        if let Some(log) = &self.shared.access_log {
+            log.start(&mut self.log_line, origin.client, &head);
+        }
+        if self.shared.health_path.as_deref() == Some(head.path()) {
+            let response = self.shared.health(head.method());
+            // A body is not read here: the connection cannot go on.
+            let keep_alive = self.may_go_on(&head) && head.framing() == BodyFraming::Empty;
+            return self.respond(response, is_head, http10, keep_alive).await;
+        }
+        if let (Method::Options, "*", Some(allow)) =
+            (head.method(), head.path(), &self.shared.options_allow)
+        {
+            // About the server, not a resource (RFC 9110 §9.3.7).
+            let response = Response::new(200).header("allow", allow.to_string());
+            let keep_alive = self.may_go_on(&head) && head.framing() == BodyFraming::Empty;
+            return self.respond(response, false, http10, keep_alive).await;
+        }
+        let Some(_permit) = self.shared.admission.try_admit() else {
+            // Over --limit-concurrency: shed before reading the body.
+            self.shared.metrics.shed_concurrency.inc();
+            return self.respond(Response::service_unavailable(), is_head, http10, false).await;
+        };
+        // Most requests have no body: they skip the body reader's future.
+        let body = match head.framing() {
+            BodyFraming::Empty => BodyRead::Complete(Vec::new()),
+            _ => self.read_body(&head).await?,
+        };
+        let body = match body {
+            BodyRead::Complete(body) => body,
+            BodyRead::Eof => return Ok(Next::Close),
+            BodyRead::TimedOut => {
+                self.time_out(TimeoutKind::Body).await?;
+                return Ok(Next::Close);
+            }
+            BodyRead::Invalid(e) => {
+                self.refuse(e, is_head).await?;
+                return Ok(Next::Close);
+            }
+        };
+        self.shared.metrics.requests.inc();
+        let keep_alive = head.keep_alive();
+        let request = Request::new(head, body, self.peer.0, origin);
+        let (mut response, keep_alive) = match call_app(&self.shared, request).await {
+            Some(response) => (response, keep_alive),
+            None => {
+                self.shared.metrics.app_panics.inc();
+                error!(peer = %self.peer, "application panicked; answered 500");
+                (Response::internal_error(), false)
+            }
+        };
+        let keep_alive = keep_alive && self.may_go_on_after();
+        match self.encode_response(&mut response, is_head, http10, keep_alive) {
+            Unsent::Nothing(next) => Ok(next),
+            unsent => self.send_rest(unsent).await,
+        }
+    }
+
+    /// Who sent the request, as far as the server believes proxies.
+    pub(super) fn origin(&self, head: &RequestHead) -> Origin {
+        match &self.shared.proxies {
+            None => Origin { client: self.peer.0, scheme: "http" },
+            Some(trusted) => proxy::origin(
+                self.peer.0,
+                trusted,
+                head.headers()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-for"))
+                    .map(|(_, value)| value),
+                head.headers()
+                    .filter(|(name, _)| name.eq_ignore_ascii_case("x-forwarded-proto"))
+                    .map(|(_, value)| value),
+            ),
+        }
+    }
+
+    /// Whether the connection may serve another request after `head`'s:
+    /// the client wants it, and [`Conn::may_go_on_after`].
+    pub(super) fn may_go_on(&self, head: &RequestHead) -> bool {
+        head.keep_alive() && self.may_go_on_after()
+    }
+
+    /// Whether the server lets the connection go on after the current
+    /// request: not when the core began to drain meanwhile, nor when the
+    /// request arrived as a read deadline passed (the sweeper shut the read
+    /// side).
+    pub(super) fn may_go_on_after(&self) -> bool {
+        !self.shared.draining.get() && !self.watch.timed_out.get()
+    }
+
+    /// Answers a request the parser refused, then the connection closes.
+    pub(super) async fn refuse(&mut self, error: ParseError, is_head: bool) -> io::Result<()> {
+        self.shared.metrics.count_refused(error.status());
+        debug!(peer = %self.peer, "refused request: {error}");
+        let response = Response::plain(error.status(), format!("{error}\n"));
+        self.respond(response, is_head, false, false).await?;
+        self.flush().await
+    }
+}
+
+/// Calls the application. Its future is made in a recycled block: it is as
+/// large as the application's largest handler, and is then never copied (a
+/// request's handling moves only the block's address). Not an `async fn`:
+/// the request goes straight into the application's future instead of
+/// being copied into one of its own first.
+pub(super) fn call_app<A: App>(
+    shared: &Shared<A>,
+    request: Request,
+) -> AppCall<impl Future<Output = Response> + '_> {
+    let call = move || Recycled::with(|| shared.app.call(request, &shared.cx));
+    AppCall { future: std::panic::catch_unwind(AssertUnwindSafe(call)).ok() }
+}
+
+/// The application's future for one request, each poll under
+/// `catch_unwind`: `None` if making or polling it panicked. One layer, so
+/// the response is handed straight to the connection.
+pub(super) struct AppCall<F> {
+    future: Option<Recycled<F>>,
+}
+
+impl<F: Future<Output = Response>> Future for AppCall<F> {
+    type Output = Option<Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Option<Response>> {
+        // `Recycled` is a pointer: `AppCall` is `Unpin` whatever `F` is.
+        let Some(future) = self.get_mut().future.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(future).poll(cx))) {
+            Ok(Poll::Ready(response)) => Poll::Ready(Some(response)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(None),
+        }
+    }
+}
+
+/// Whether unparseable bytes at least start like a HEAD request, so its
+/// refusal carries no body.
+pub(super) fn is_head_request(buf: &[u8]) -> bool {
+    http::skip_empty_lines(buf).starts_with(b"HEAD ")
+}

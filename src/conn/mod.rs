@@ -1,0 +1,439 @@
+//! Serving connections: read, parse every request the buffer holds, call
+//! the application, write the responses of a batch with one write.
+//!
+//! Tasks: a connection has a task only while it is busy. An idle one (every
+//! response written, nothing buffered, its next receive in flight) is
+//! parked in the core's registry ([`Parked`]: its socket, its receive, when
+//! it went idle) with no task, no buffer and no future. When the receive
+//! completes, the ring puts the connection's key in its ready queue and one
+//! of the core's workers ([`work`]) takes it and serves it until it is idle
+//! again. A core has as many workers as it had connections busy at once;
+//! new ones start only for arrivals that no finishing worker takes in the
+//! same turn, and those not needed for a whole sweep end.
+//!
+//! Hot-path discipline: no allocation per request (`tests/zero_alloc.rs`):
+//! a request's head, its response's header list, the connection's
+//! buffers while it is idle, the future that handles a request and the
+//! application's future are all recycled per core (`recycle`); only a
+//! request body is a fresh vector handed to the application. Nothing
+//! large is moved per request: the application's future is made in its
+//! recycled block and never copied after (it is as large as the
+//! application's largest handler), and a `RequestHead` is one pointer to
+//! its recycled parts. Moving a 160-byte head through five hand-overs cost
+//! a pipelined request more than parsing it beyond httparse: the copies
+//! read back what had just been written field by field. The start of a
+//! response head (status line, `Server`, `Date`, the application's
+//! headers) is kept per core while `Date` stands and reused when the next
+//! response has the same status and the same static headers
+//! (`head_cache`); a response is encoded by a plain function, with a
+//! future only for a large or streamed body. Responses to pipelined
+//! requests accumulate in the write buffer and go out in one write when
+//! the read buffer holds no further complete request (or before any read
+//! that might wait).
+//!
+//! Idle cost: a parked connection's receive takes one of the ring's
+//! kernel-picked buffers only when data arrives (and when none is free, it
+//! is queued again and the connection stays parked: no buffer of its own);
+//! what remains is its registry entry (88 bytes), its deadline watch (40)
+//! and its ring slot (72): 238 B of RSS per idle connection at 10 000
+//! connections, where nginx needs 553-562 B, measured the same way in the
+//! same runs (`benches/idle_memory.py`). The busy state stays off the idle
+//! path: the future that handles requests lives in a recycled block and
+//! goes back to its shelf before the last responses of a stretch are
+//! written, so a burst of connections finishing together holds only their
+//! small workers and write buffers.
+//!
+//! Close rules: after a request that asked for it (`Connection: close`, or
+//! HTTP/1.0 without keep-alive), after a response that asked for it, after
+//! a refused request (4xx/5xx from the parser, then nothing after it is read
+//! as a request), and after a panic in the application. A server-side close
+//! is lingering: the sending half is shut, then what the client still sends
+//! is read and dropped for a short while, so the kernel does not answer it
+//! with a reset that could destroy the response in flight.
+//!
+//! Deadlines: a read waits at most until its deadline (header, keep-alive
+//! or body timeout), and one write may wait at most the write timeout for
+//! the socket to take something; both are enforced by one sweeper task per
+//! core rather than a timer per operation (see [`Watch`]).
+//!
+//! This module also owns a core's accept loop (with the `--max-connections`
+//! shedding), its registry of open connections, and the drain at shutdown:
+//! idle keep-alive connections are closed, in-flight requests finish with
+//! `Connection: close`, and what outlives the graceful timeout is cut.
+//!
+//! Transport, decided by measurement: connections do their I/O as
+//! operations on a second io_uring per core (`ring`), driven by one glommio
+//! task that submits and reaps everything queued in one `io_uring_enter`
+//! per turn; glommio stays the executor (timers, tasks, placement, blocking
+//! pool). The alternatives, measured side by side on this machine
+//! (`bench-results/ab-transport-2026-11-22`, medians of 3 interleaved runs,
+//! one core):
+//!
+//! | transport | keep-alive, same core | CPU µs/req | pipelined ×16 | syscalls/req |
+//! |---|---|---|---|---|
+//! | glommio `TcpStream` (plain recv/send syscalls, ring for readiness) | 53.6k | 9.44 | 753k | 2.33 |
+//! | socket ring driven from a glommio task (this module) | 63.5k | 7.75 | 1.09M | 0.96 |
+//!
+//! The ring's wake-up path is what makes it pay where batches are small:
+//! a turn only when something is queued or the kernel flags work (read
+//! from the shared ring, no syscall), the receive queued together with the
+//! pending responses, cooperative task work (no interrupt of a busy core;
+//! completions come at its next system call, see `ring` for why not
+//! deferred task work), and the eventfd switched on only while the driver
+//! sleeps. An executor of our own on a raw ring (no glommio) and busy
+//! polling were not taken: the first drops glommio's timers and placement,
+//! the second burns a core while idle and, with the load generator on the
+//! same core, takes its CPU.
+
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::access_log::LogLine;
+use crate::app::App;
+use crate::http::{self};
+use crate::io::ring::Detached;
+use crate::io::transport::{Peer, Transport};
+use crate::metrics::TimeoutKind;
+use crate::recycle::{self, Recycled};
+
+mod body;
+mod body_rate;
+mod dispatch;
+mod file;
+mod head_cache;
+mod read_buf;
+mod respond;
+mod shared;
+mod watch;
+mod write;
+
+use dispatch::is_head_request;
+pub(crate) use file::Pipe;
+use read_buf::ReadBuf;
+use respond::Unsent;
+pub(crate) use shared::Shared;
+use watch::Stall;
+pub(crate) use watch::Watch;
+pub(crate) use write::{linger, with_deadline, write_within};
+use write::{write_beside, write_pending, LINGER, WRITE_HIGH_WATER};
+
+/// An idle connection: its socket and its receive in flight, parked on the
+/// ring under the connection's key. No task, no buffer, no future: this is
+/// what an open keep-alive connection costs while it waits.
+pub(crate) struct Parked {
+    pub(crate) io: Transport,
+    pub(crate) read: Detached,
+    /// When it became ready for its next request.
+    pub(crate) idle_since: Instant,
+    pub(crate) served_any: bool,
+}
+
+/// How a busy connection's stretch of work ended.
+pub(crate) enum Busy {
+    /// Nothing buffered, every response written; this receive is waiting
+    /// for the next request.
+    Idle(Detached),
+    Ended(Next),
+}
+
+/// Whether the connection stays open after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    KeepAlive,
+    Close,
+}
+
+pub(crate) struct Conn<A> {
+    io: Transport,
+    peer: Peer,
+    shared: Rc<Shared<A>>,
+    rbuf: ReadBuf,
+    wbuf: Vec<u8>,
+    /// When the connection became ready for its next request.
+    idle_since: Instant,
+    /// When the first bytes of the head being read arrived.
+    head_started: Option<Instant>,
+    /// Whether a request was answered on this connection yet.
+    served_any: bool,
+    /// Shared with the core's registry and its deadline sweeper.
+    watch: Rc<Watch>,
+    /// The access-log line of the request being handled.
+    log_line: LogLine,
+    /// The status of the last response encoded (0: none yet).
+    status: u16,
+    /// The body bytes of the last response encoded.
+    body_bytes: u64,
+}
+
+/// How long a read may wait.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Until this instant.
+    Until(Instant),
+    /// This long from after the pending responses are written.
+    For(Duration),
+}
+
+/// How a read with a deadline ended.
+enum Fill {
+    Data,
+    Eof,
+    TimedOut,
+}
+
+impl<A: App> Conn<A> {
+    /// The connection parked as `parked`, with its completed receive.
+    pub(crate) fn unpark(
+        shared: &Rc<Shared<A>>,
+        parked: Parked,
+        peer: Peer,
+        watch: Rc<Watch>,
+    ) -> (Conn<A>, Detached) {
+        let Parked { io, read, idle_since, served_any } = parked;
+        let conn = Conn {
+            io,
+            peer,
+            shared: shared.clone(),
+            rbuf: ReadBuf::new(),
+            wbuf: Vec::new(),
+            idle_since,
+            head_started: None,
+            served_any,
+            watch,
+            log_line: LogLine::default(),
+            status: 0,
+            body_bytes: 0,
+        };
+        (conn, read)
+    }
+
+    /// Whether the core's sweeper cut a write of this connection.
+    pub(crate) fn write_was_cut(&self) -> bool {
+        self.watch.write_cut.get()
+    }
+
+    /// The idle connection, its next receive in flight, to be parked.
+    pub(crate) fn into_parked(self, read: Detached) -> Parked {
+        let Conn { io, idle_since, served_any, .. } = self;
+        Parked { io, read, idle_since, served_any }
+    }
+
+    /// Serves the connection from the completion of its parked receive
+    /// until it is idle again (`Busy::Idle`, its next receive in flight) or
+    /// ends. `Ended(KeepAlive)` here means the client closed first.
+    ///
+    /// A connection is busy (requests buffered or being handled, responses
+    /// being written: [`Conn::serve_busy`], a large future that lives in a
+    /// recycled block) or idle: nothing buffered, every response written,
+    /// a receive in flight, and the connection parked in the registry with
+    /// no task (see [`Parked`]).
+    pub(crate) async fn serve(&mut self, read: Detached) -> io::Result<Busy> {
+        let result = self.io.resume_read(read, &mut self.rbuf.buf).picked_only().await;
+        if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS)) {
+            // More requests arrived in one turn than the ring has buffers:
+            // wait again, parked, rather than hold a buffer of our own
+            // until the next turn (a burst of arrivals would hold one each).
+            return Ok(Busy::Idle(self.io.read_fresh(&mut self.rbuf.buf, false).detach()));
+        }
+        self.watch.deadline.set(None);
+        self.watch.idle.set(false);
+        match result? {
+            0 if self.watch.timed_out.get() => {
+                let kind = if self.served_any {
+                    TimeoutKind::KeepAlive
+                } else {
+                    TimeoutKind::RequestHeader
+                };
+                self.shared.metrics.count_timeout(kind);
+                return Ok(Busy::Ended(Next::Close));
+            }
+            0 => return Ok(Busy::Ended(Next::KeepAlive)),
+            n => self.rbuf.advance(n),
+        }
+        loop {
+            self.wbuf = recycle::take(&recycle::WRITE_BUFS);
+            let read = match Recycled::with(|| self.serve_busy()).await? {
+                Busy::Idle(read) => read,
+                ended => return Ok(ended),
+            };
+            // The last responses go out while the receive waits, from this
+            // small future: a burst of connections finishing at once holds
+            // no busy futures meanwhile.
+            let read = self.io.resume_read(read, &mut self.rbuf.buf);
+            let stall = Stall { watch: &self.watch, limit: self.shared.timeouts.write };
+            let read = write_beside(read, &self.io, &mut self.wbuf, stall).await?;
+            recycle::give(&recycle::WRITE_BUFS, std::mem::take(&mut self.wbuf));
+            self.idle_since = Instant::now();
+            if !self.shared.draining.get() {
+                return Ok(Busy::Idle(read.detach()));
+            }
+            // Idle while the core drains: the connection closes, unless
+            // bytes raced the drain (they still count as a request).
+            match read.cancel().await {
+                Ok(n @ 1..) => self.rbuf.advance(n),
+                _ => return Ok(Busy::Ended(Next::KeepAlive)),
+            }
+        }
+    }
+
+    /// Serves what is buffered, reading what completes it, until the
+    /// connection goes idle (then with its next receive in flight) or ends.
+    async fn serve_busy(&mut self) -> io::Result<Busy> {
+        loop {
+            match http::parse_head(self.rbuf.filled(), &self.shared.limits) {
+                Ok(Some((head, len))) => {
+                    self.rbuf.consume(len);
+                    self.head_started = None;
+                    let started = self.shared.timed.then(Instant::now);
+                    let next = self.handle(head).await;
+                    if let Some(started) = started {
+                        self.record(started.elapsed());
+                    }
+                    let next = next?;
+                    if next == Next::Close {
+                        self.flush().await?;
+                        return Ok(Busy::Ended(Next::Close));
+                    }
+                    self.served_any = true;
+                    self.rbuf.shrink();
+                    if self.wbuf.len() >= WRITE_HIGH_WATER {
+                        self.flush().await?;
+                    }
+                    // A client that pipelines without pause must not keep
+                    // the core from its other connections and timers.
+                    glommio::yield_if_needed().await;
+                }
+                Ok(None) if self.served_any && self.rbuf.filled().is_empty() => {
+                    return self.go_idle().await;
+                }
+                Ok(None) => {
+                    // Time spent writing responses is not the client's
+                    // header time: flush first, then start counting.
+                    if !self.wbuf.is_empty() {
+                        self.flush().await?;
+                    }
+                    // A new connection's first head must be complete within
+                    // the header timeout of the connection's start; a later
+                    // one within the header timeout of its first bytes.
+                    let started = if self.served_any {
+                        *self.head_started.get_or_insert_with(Instant::now)
+                    } else {
+                        self.idle_since
+                    };
+                    let deadline = started + self.shared.timeouts.request_header;
+                    match self.fill(0, Wait::Until(deadline)).await? {
+                        Fill::Data => {}
+                        Fill::Eof => return Ok(Busy::Ended(Next::KeepAlive)),
+                        Fill::TimedOut if self.rbuf.filled().is_empty() => {
+                            self.shared.metrics.count_timeout(TimeoutKind::RequestHeader);
+                            return Ok(Busy::Ended(Next::Close));
+                        }
+                        Fill::TimedOut => {
+                            let answered = self.time_out(TimeoutKind::RequestHeader).await;
+                            self.log_unparsed();
+                            answered?;
+                            return Ok(Busy::Ended(Next::Close));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let is_head = is_head_request(self.rbuf.filled());
+                    let answered = self.refuse(e, is_head).await;
+                    self.log_unparsed();
+                    answered?;
+                    return Ok(Busy::Ended(Next::Close));
+                }
+            }
+        }
+    }
+
+    /// Starts the receive of the next request and lets go of the read
+    /// buffer: the receive takes one of the ring's when data arrives. The
+    /// pending responses are written by [`Conn::serve`], in the same
+    /// submission, once the busy future is back in its shelf.
+    async fn go_idle(&mut self) -> io::Result<Busy> {
+        self.rbuf.release();
+        Ok(Busy::Idle(self.io.read_fresh(&mut self.rbuf.buf, true).detach()))
+    }
+
+    /// Flushes pending responses, then reads more, waiting as `wait` says.
+    ///
+    /// The receive is queued before the responses are written, so both
+    /// reach the kernel in one submission; its deadline starts once they
+    /// are written.
+    async fn fill(&mut self, want: usize, wait: Wait) -> io::Result<Fill> {
+        Ok(self.fill_timed(want, wait).await?.0)
+    }
+
+    /// [`Conn::fill`], also returning when it began to wait for the client
+    /// (after the pending responses were written).
+    async fn fill_timed(&mut self, want: usize, wait: Wait) -> io::Result<(Fill, Instant)> {
+        // After a deadline the read side is shut: the read still returns
+        // what raced it, then the end.
+        self.rbuf.reserve(want);
+        let Conn { io, rbuf, wbuf, shared, watch, .. } = self;
+        let read = io.read(&mut rbuf.buf, rbuf.end);
+        let stall = Stall { watch, limit: shared.timeouts.write };
+        let read = write_beside(read, io, wbuf, stall).await?;
+        let now = Instant::now();
+        let deadline = match wait {
+            Wait::Until(deadline) => deadline,
+            Wait::For(timeout) => now + timeout,
+        };
+        if now >= deadline {
+            if let Ok(n) = read.cancel().await {
+                rbuf.advance(n);
+            }
+            return Ok((Fill::TimedOut, now));
+        }
+        watch.deadline.set(Some(deadline));
+        let result = read.await;
+        watch.deadline.set(None);
+        let fill = match result {
+            Ok(0) if watch.timed_out.get() => Fill::TimedOut,
+            Ok(0) => Fill::Eof,
+            Ok(n) => {
+                rbuf.advance(n);
+                Fill::Data
+            }
+            Err(e) => return Err(e),
+        };
+        Ok((fill, now))
+    }
+
+    /// Writes the pending responses; a client that does not take them
+    /// within the write timeout loses the connection.
+    async fn flush(&mut self) -> io::Result<()> {
+        let stall = Stall { watch: &self.watch, limit: self.shared.timeouts.write };
+        write_pending(&self.io, &mut self.wbuf, stall).await
+    }
+
+    /// Records a request that was handled (from its parsed head) in the
+    /// duration histogram and the access log.
+    /// Only a request that got a response is recorded (one whose body
+    /// never came got none), also when writing the response failed.
+    fn record(&self, elapsed: Duration) {
+        if self.status == 0 {
+            return;
+        }
+        self.shared.metrics.duration.observe(elapsed);
+        if let Some(log) = &self.shared.access_log {
+            log.finish(&self.log_line, self.status, self.body_bytes, elapsed);
+        }
+    }
+
+    /// Logs the answer to a request that has no parsed head (refused, or
+    /// its head never arrived).
+    fn log_unparsed(&mut self) {
+        if let Some(log) = &self.shared.access_log {
+            log.start_unparsed(&mut self.log_line, self.peer.0);
+            log.finish(&self.log_line, self.status, self.body_bytes, Duration::ZERO);
+        }
+    }
+
+    /// A server-side close: see [`linger`], for [`LINGER`] at most.
+    pub(crate) async fn linger_close(&mut self) {
+        linger(&self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
+    }
+}

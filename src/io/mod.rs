@@ -1,0 +1,8 @@
+//! Everything that touches the kernel: the system calls (`sys`), a core's
+//! socket ring (`ring`), a connection's socket on it (`transport`) and the
+//! listening sockets (`listener`). Nothing here knows HTTP.
+
+pub(crate) mod listener;
+pub(crate) mod ring;
+pub(crate) mod sys;
+pub(crate) mod transport;
