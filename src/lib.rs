@@ -31,12 +31,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Module map (data flows one way): `cli` → [`config`] → `runtime` (one
-//! executor per core) → `listener` → `conn` (per connection) → [`http`]
-//! (pure parsing and serialisation) and [`app`] (the application). Beside
-//! the request path: `metrics` (per-core counters, their Prometheus
-//! listener), `access_log` (per-core line buffers, one writer thread) and
-//! `proxy` (who the client is behind a trusted proxy).
+//! Module map (data flows one way, no cycles; checked by `layout`'s test):
+//! `cli` → [`config`] → `server` (start-up, one supervised executor per
+//! core) → `core` (what a core owns: accept loop, registry of connections,
+//! workers, deadline sweeper, drain) → `conn` (one busy connection) →
+//! [`http`] (pure parsing and serialisation) and [`app`] (the
+//! application). Beneath them `io` (system calls, the socket ring, a
+//! connection's socket, listeners). Beside the request path: `metrics`
+//! (per-core counters, their Prometheus listener), `access_log` (per-core
+//! line buffers, one writer thread), `admission` (`--limit-concurrency`),
+//! `blocking` (the per-core blocking pool), `proxy` (who the client is
+//! behind a trusted proxy), `shutdown` (the stop signal) and `recycle`
+//! (per-core shelves of buffers and blocks).
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![warn(unreachable_pub, missing_debug_implementations)]
@@ -53,6 +59,8 @@ mod core;
 pub mod cores;
 pub mod http;
 mod io;
+#[cfg(test)]
+mod layout;
 mod metrics;
 #[cfg(feature = "test-support")]
 pub mod probe;

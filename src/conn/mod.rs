@@ -1,15 +1,26 @@
-//! Serving connections: read, parse every request the buffer holds, call
-//! the application, write the responses of a batch with one write.
+//! One connection, while it is busy: read, parse every request the buffer
+//! holds, call the application, write the responses of a batch with one
+//! write; then hand the connection back, idle, to be parked.
+//!
+//! What this module does not do: keep the connections of a core, park
+//! them, give them a task, accept or drain them (`core`); ring operations
+//! and system calls (`io`); the wire format (`http`).
 //!
 //! Tasks: a connection has a task only while it is busy. An idle one (every
 //! response written, nothing buffered, its next receive in flight) is
-//! parked in the core's registry ([`Parked`]: its socket, its receive, when
-//! it went idle) with no task, no buffer and no future. When the receive
-//! completes, the ring puts the connection's key in its ready queue and one
-//! of the core's workers ([`work`]) takes it and serves it until it is idle
-//! again. A core has as many workers as it had connections busy at once;
-//! new ones start only for arrivals that no finishing worker takes in the
-//! same turn, and those not needed for a whole sweep end.
+//! [`Parked`] in the core's registry (its socket, its receive, when it went
+//! idle) with no task, no buffer and no future; one of the core's workers
+//! takes it when the receive completes ([`Conn::unpark`]) and serves it
+//! ([`Conn::serve`]) until it is idle again ([`Conn::into_parked`]).
+//!
+//! Files: this one (the request loop: [`Conn::serve`], reads with their
+//! deadlines, the close), `read_buf`, `dispatch` (one request: health
+//! path, `OPTIONS *`, admission, the application's call), `body` (reading
+//! a request body), `respond` (encoding a response and writing what is
+//! left of it), `file` (file bodies: copy, `sendfile`, splice), `write`
+//! (writes under the stall limit, the lingering close), `watch` (the
+//! deadline the core's sweeper enforces), `shared` (what every connection
+//! of a core shares), `head_cache` and `body_rate`.
 //!
 //! Hot-path discipline: no allocation per request (`tests/zero_alloc.rs`):
 //! a request's head, its response's header list, the connection's
@@ -35,9 +46,9 @@
 //! kernel-picked buffers only when data arrives (and when none is free, it
 //! is queued again and the connection stays parked: no buffer of its own);
 //! what remains is its registry entry (88 bytes), its deadline watch (40)
-//! and its ring slot (72): 238 B of RSS per idle connection at 10 000
-//! connections, where nginx needs 553-562 B, measured the same way in the
-//! same runs (`benches/idle_memory.py`). The busy state stays off the idle
+//! and its ring slot (72): 249-259 B of RSS per idle connection at 10 000
+//! connections, where nginx needs 546-562 B, measured the same way in the
+//! same runs (`benches/idle_memory.py`, 2026-12-05). The busy state stays off the idle
 //! path: the future that handles requests lives in a recycled block and
 //! goes back to its shelf before the last responses of a stretch are
 //! written, so a burst of connections finishing together holds only their
@@ -56,13 +67,8 @@
 //! the socket to take something; both are enforced by one sweeper task per
 //! core rather than a timer per operation (see [`Watch`]).
 //!
-//! This module also owns a core's accept loop (with the `--max-connections`
-//! shedding), its registry of open connections, and the drain at shutdown:
-//! idle keep-alive connections are closed, in-flight requests finish with
-//! `Connection: close`, and what outlives the graceful timeout is cut.
-//!
 //! Transport, decided by measurement: connections do their I/O as
-//! operations on a second io_uring per core (`ring`), driven by one glommio
+//! operations on a second io_uring per core (`io::ring`), driven by one glommio
 //! task that submits and reaps everything queued in one `io_uring_enter`
 //! per turn; glommio stays the executor (timers, tasks, placement, blocking
 //! pool). The alternatives, measured side by side on this machine
@@ -78,7 +84,7 @@
 //! a turn only when something is queued or the kernel flags work (read
 //! from the shared ring, no syscall), the receive queued together with the
 //! pending responses, cooperative task work (no interrupt of a busy core;
-//! completions come at its next system call, see `ring` for why not
+//! completions come at its next system call, see `io::ring` for why not
 //! deferred task work), and the eventfd switched on only while the driver
 //! sleeps. An executor of our own on a raw ring (no glommio) and busy
 //! polling were not taken: the first drops glommio's timers and placement,

@@ -1,8 +1,10 @@
-//! The one seam between the connection logic and the socket.
+//! A connection's socket on the core's socket ring: reading into the
+//! connection's buffer, writing a buffer out, shutting the sending half.
 //!
-//! `conn` only ever reads into its buffer, writes a buffer out, and closes;
-//! [`Transport`] is those operations, submitted to the core's socket
-//! [`Ring`]. Buffers move into an operation and come back with its result,
+//! `conn` does its reads and writes through [`Transport`], submitted to
+//! the core's socket [`Ring`]. File bodies do not go through it yet:
+//! `conn::file` still calls `sendfile`, splices on the ring and switches
+//! the socket's non-blocking mode itself. Buffers move into an operation and come back with its result,
 //! so the kernel never sees memory the connection could free first: if an
 //! operation's future is dropped (a timeout, a cut connection), the ring
 //! cancels it and keeps the buffer until the kernel lets go of it.
