@@ -103,12 +103,27 @@ fn lower_layers_use_nothing_above_them() {
     }
 }
 
-#[test]
-fn io_system_calls_use_nothing_of_the_crate() {
-    let sys = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/io/sys");
-    for entry in fs::read_dir(sys).expect("src/io/sys is readable") {
+/// Paths that `dir`'s source files (under `src/`) contain, of `needles`.
+fn files_containing(dir: &str, needles: &[&str]) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
+    let mut found = Vec::new();
+    for entry in fs::read_dir(&dir).expect("source directory is readable") {
         let path = entry.expect("readable").path();
         let text = fs::read_to_string(&path).expect("readable source");
-        assert!(!text.contains("crate::"), "{} uses the crate", path.display());
+        for needle in needles.iter().filter(|n| text.contains(**n)) {
+            found.push(format!("{} uses {needle}", path.display()));
+        }
     }
+    found
+}
+
+#[test]
+fn io_system_calls_use_nothing_of_the_crate() {
+    assert_eq!(files_containing("io/sys", &["crate::"]), Vec::<String>::new());
+}
+
+#[test]
+fn connections_reach_the_kernel_only_through_io() {
+    let raw = ["io::sys", "RawFd", "as_raw_fd", "libc::shutdown", "set_nonblocking"];
+    assert_eq!(files_containing("conn", &raw), Vec::<String>::new());
 }

@@ -2,7 +2,7 @@
 //! chunks), within the body timeout and the minimum body rate; `100
 //! Continue` before the first read of a body the client holds back.
 
-use std::io;
+use super::error::ConnError;
 
 use tracing::debug;
 
@@ -22,7 +22,7 @@ pub(super) enum BodyRead {
 }
 
 impl<A: App> Conn<A> {
-    pub(super) async fn read_body(&mut self, head: &RequestHead) -> io::Result<BodyRead> {
+    pub(super) async fn read_body(&mut self, head: &RequestHead) -> Result<BodyRead, ConnError> {
         let mut continue_pending = head.expect_continue();
         match head.framing() {
             BodyFraming::Empty => Ok(BodyRead::Complete(Vec::new())),
@@ -80,7 +80,11 @@ impl<A: App> Conn<A> {
     /// Reads more of a body: within `--timeout-body` of pause, and fast
     /// enough for `rate` (`TimedOut` when either is missed). Only the time
     /// spent waiting for the client counts toward the rate.
-    pub(super) async fn fill_body(&mut self, want: usize, rate: &mut BodyRate) -> io::Result<Fill> {
+    pub(super) async fn fill_body(
+        &mut self,
+        want: usize,
+        rate: &mut BodyRate,
+    ) -> Result<Fill, ConnError> {
         let pause = self.shared.timeouts.body;
         let limit = rate.wait_limit().map_or(pause, |limit| limit.min(pause));
         let before = self.rbuf.filled().len();

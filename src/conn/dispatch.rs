@@ -3,7 +3,6 @@
 //! application's call (its panics caught), refusals.
 
 use std::future::Future;
-use std::io;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
@@ -11,19 +10,20 @@ use std::task::Poll;
 use tracing::{debug, error};
 
 use super::body::BodyRead;
+use super::error::ConnError;
 use super::{Conn, Next, Shared, Unsent};
 use crate::app::{App, Request, Response};
-use crate::http::{self, BodyFraming, Method, ParseError, RequestHead, Version};
+use crate::http::{BodyFraming, Method, ParseError, RequestHead, Version};
 use crate::metrics::TimeoutKind;
 use crate::proxy::{self, Origin};
 use crate::recycle::Recycled;
 
 impl<A: App> Conn<A> {
-    pub(super) async fn handle(&mut self, head: RequestHead) -> io::Result<Next> {
+    pub(super) async fn handle(&mut self, head: RequestHead) -> Result<Next, ConnError> {
         let is_head = head.method() == Method::Head;
         let http10 = head.version() == Version::Http10;
         let origin = self.origin(&head);
-        self.status = 0;
+        self.status = None;
         if let Some(log) = &self.shared.access_log {
             log.start(&mut self.log_line, origin.client, &head);
         }
@@ -113,7 +113,11 @@ impl<A: App> Conn<A> {
     }
 
     /// Answers a request the parser refused, then the connection closes.
-    pub(super) async fn refuse(&mut self, error: ParseError, is_head: bool) -> io::Result<()> {
+    pub(super) async fn refuse(
+        &mut self,
+        error: ParseError,
+        is_head: bool,
+    ) -> Result<(), ConnError> {
         self.shared.metrics.count_refused(error.status());
         debug!(peer = %self.peer, "refused request: {error}");
         let response = Response::plain(error.status(), format!("{error}\n"));
@@ -156,10 +160,4 @@ impl<F: Future<Output = Response>> Future for AppCall<F> {
             Err(_) => Poll::Ready(None),
         }
     }
-}
-
-/// Whether unparseable bytes at least start like a HEAD request, so its
-/// refusal carries no body.
-pub(super) fn is_head_request(buf: &[u8]) -> bool {
-    http::skip_empty_lines(buf).starts_with(b"HEAD ")
 }

@@ -68,12 +68,12 @@
 //! core rather than a timer per operation (see [`Watch`]).
 //!
 //! Transport, decided by measurement: connections do their I/O as
-//! operations on a second io_uring per core (`io::ring`), driven by one glommio
-//! task that submits and reaps everything queued in one `io_uring_enter`
-//! per turn; glommio stays the executor (timers, tasks, placement, blocking
-//! pool). The alternatives, measured side by side on this machine
-//! (`bench-results/ab-transport-2026-11-22`, medians of 3 interleaved runs,
-//! one core):
+//! operations on a second io_uring per core (`io::ring`), driven by one
+//! glommio task that submits and reaps everything queued in one
+//! `io_uring_enter` per turn; glommio stays the executor (timers, tasks,
+//! placement, blocking pool). The alternatives, measured side by side
+//! (`bench-results/HISTORY.md`, the transport A/B of 2026-11-22, medians
+//! of 3 interleaved runs, one core):
 //!
 //! | transport | keep-alive, same core | CPU µs/req | pipelined ×16 | syscalls/req |
 //! |---|---|---|---|---|
@@ -91,7 +91,6 @@
 //! the second burns a core while idle and, with the load generator on the
 //! same core, takes its CPU.
 
-use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -106,6 +105,7 @@ use crate::recycle::{self, Recycled};
 mod body;
 mod body_rate;
 mod dispatch;
+mod error;
 mod file;
 mod head_cache;
 mod read_buf;
@@ -114,15 +114,14 @@ mod shared;
 mod watch;
 mod write;
 
-use dispatch::is_head_request;
-pub(crate) use file::Pipe;
+pub(crate) use error::ConnError;
 use read_buf::ReadBuf;
 use respond::Unsent;
 pub(crate) use shared::Shared;
 use watch::Stall;
 pub(crate) use watch::Watch;
-pub(crate) use write::{linger, with_deadline, write_within};
-use write::{write_beside, write_pending, LINGER, WRITE_HIGH_WATER};
+pub(crate) use write::{linger, with_deadline, write_all};
+use write::{write_pending, write_pending_beside, LINGER, WRITE_HIGH_WATER};
 
 /// An idle connection: its socket and its receive in flight, parked on the
 /// ring under the connection's key. No task, no buffer, no future: this is
@@ -135,15 +134,21 @@ pub(crate) struct Parked {
     pub(crate) served_any: bool,
 }
 
-/// How a busy connection's stretch of work ended.
-pub(crate) enum Busy {
-    /// Nothing buffered, every response written; this receive is waiting
-    /// for the next request.
+/// How a busy connection's stretch of work ended (its errors are
+/// [`ConnError`]s).
+pub(crate) enum Outcome {
+    /// Nothing buffered, every response written; this receive waits for
+    /// the next request: the connection is to be parked.
     Idle(Detached),
-    Ended(Next),
+    /// Nothing more to say: the peer closed its side, or the connection
+    /// was idle when the core began to drain. It closes now.
+    Gone,
+    /// The server closes it, lingering so the last response is not
+    /// destroyed by a reset (see [`linger`]).
+    Close,
 }
 
-/// Whether the connection stays open after a response.
+/// Whether the connection may serve another request after a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
     KeepAlive,
@@ -166,8 +171,8 @@ pub(crate) struct Conn<A> {
     watch: Rc<Watch>,
     /// The access-log line of the request being handled.
     log_line: LogLine,
-    /// The status of the last response encoded (0: none yet).
-    status: u16,
+    /// The status of the last response encoded, if one was.
+    status: Option<u16>,
     /// The body bytes of the last response encoded.
     body_bytes: u64,
 }
@@ -208,7 +213,7 @@ impl<A: App> Conn<A> {
             served_any,
             watch,
             log_line: LogLine::default(),
-            status: 0,
+            status: None,
             body_bytes: 0,
         };
         (conn, read)
@@ -226,21 +231,21 @@ impl<A: App> Conn<A> {
     }
 
     /// Serves the connection from the completion of its parked receive
-    /// until it is idle again (`Busy::Idle`, its next receive in flight) or
-    /// ends. `Ended(KeepAlive)` here means the client closed first.
+    /// until it is idle again ([`Outcome::Idle`], its next receive in
+    /// flight) or ends.
     ///
     /// A connection is busy (requests buffered or being handled, responses
     /// being written: [`Conn::serve_busy`], a large future that lives in a
     /// recycled block) or idle: nothing buffered, every response written,
     /// a receive in flight, and the connection parked in the registry with
     /// no task (see [`Parked`]).
-    pub(crate) async fn serve(&mut self, read: Detached) -> io::Result<Busy> {
+    pub(crate) async fn serve(&mut self, read: Detached) -> Result<Outcome, ConnError> {
         let result = self.io.resume_read(read, &mut self.rbuf.buf).picked_only().await;
         if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS)) {
             // More requests arrived in one turn than the ring has buffers:
             // wait again, parked, rather than hold a buffer of our own
             // until the next turn (a burst of arrivals would hold one each).
-            return Ok(Busy::Idle(self.io.read_fresh(&mut self.rbuf.buf, false).detach()));
+            return Ok(Outcome::Idle(self.io.read_fresh(&mut self.rbuf.buf, false).detach()));
         }
         self.watch.deadline.set(None);
         self.watch.idle.set(false);
@@ -252,15 +257,15 @@ impl<A: App> Conn<A> {
                     TimeoutKind::RequestHeader
                 };
                 self.shared.metrics.count_timeout(kind);
-                return Ok(Busy::Ended(Next::Close));
+                return Ok(Outcome::Close);
             }
-            0 => return Ok(Busy::Ended(Next::KeepAlive)),
+            0 => return Ok(Outcome::Gone),
             n => self.rbuf.advance(n),
         }
         loop {
             self.wbuf = recycle::take(&recycle::WRITE_BUFS);
             let read = match Recycled::with(|| self.serve_busy()).await? {
-                Busy::Idle(read) => read,
+                Outcome::Idle(read) => read,
                 ended => return Ok(ended),
             };
             // The last responses go out while the receive waits, from this
@@ -268,24 +273,24 @@ impl<A: App> Conn<A> {
             // no busy futures meanwhile.
             let read = self.io.resume_read(read, &mut self.rbuf.buf);
             let stall = Stall { watch: &self.watch, limit: self.shared.timeouts.write };
-            let read = write_beside(read, &self.io, &mut self.wbuf, stall).await?;
+            let read = write_pending_beside(read, &self.io, &mut self.wbuf, stall).await?;
             recycle::give(&recycle::WRITE_BUFS, std::mem::take(&mut self.wbuf));
             self.idle_since = Instant::now();
             if !self.shared.draining.get() {
-                return Ok(Busy::Idle(read.detach()));
+                return Ok(Outcome::Idle(read.detach()));
             }
             // Idle while the core drains: the connection closes, unless
             // bytes raced the drain (they still count as a request).
             match read.cancel().await {
                 Ok(n @ 1..) => self.rbuf.advance(n),
-                _ => return Ok(Busy::Ended(Next::KeepAlive)),
+                _ => return Ok(Outcome::Gone),
             }
         }
     }
 
     /// Serves what is buffered, reading what completes it, until the
     /// connection goes idle (then with its next receive in flight) or ends.
-    async fn serve_busy(&mut self) -> io::Result<Busy> {
+    async fn serve_busy(&mut self) -> Result<Outcome, ConnError> {
         loop {
             match http::parse_head(self.rbuf.filled(), &self.shared.limits) {
                 Ok(Some((head, len))) => {
@@ -299,7 +304,7 @@ impl<A: App> Conn<A> {
                     let next = next?;
                     if next == Next::Close {
                         self.flush().await?;
-                        return Ok(Busy::Ended(Next::Close));
+                        return Ok(Outcome::Close);
                     }
                     self.served_any = true;
                     self.rbuf.shrink();
@@ -330,25 +335,25 @@ impl<A: App> Conn<A> {
                     let deadline = started + self.shared.timeouts.request_header;
                     match self.fill(0, Wait::Until(deadline)).await? {
                         Fill::Data => {}
-                        Fill::Eof => return Ok(Busy::Ended(Next::KeepAlive)),
+                        Fill::Eof => return Ok(Outcome::Gone),
                         Fill::TimedOut if self.rbuf.filled().is_empty() => {
                             self.shared.metrics.count_timeout(TimeoutKind::RequestHeader);
-                            return Ok(Busy::Ended(Next::Close));
+                            return Ok(Outcome::Close);
                         }
                         Fill::TimedOut => {
                             let answered = self.time_out(TimeoutKind::RequestHeader).await;
                             self.log_unparsed();
                             answered?;
-                            return Ok(Busy::Ended(Next::Close));
+                            return Ok(Outcome::Close);
                         }
                     }
                 }
                 Err(e) => {
-                    let is_head = is_head_request(self.rbuf.filled());
+                    let is_head = http::starts_like_head(self.rbuf.filled());
                     let answered = self.refuse(e, is_head).await;
                     self.log_unparsed();
                     answered?;
-                    return Ok(Busy::Ended(Next::Close));
+                    return Ok(Outcome::Close);
                 }
             }
         }
@@ -358,9 +363,9 @@ impl<A: App> Conn<A> {
     /// buffer: the receive takes one of the ring's when data arrives. The
     /// pending responses are written by [`Conn::serve`], in the same
     /// submission, once the busy future is back in its shelf.
-    async fn go_idle(&mut self) -> io::Result<Busy> {
+    async fn go_idle(&mut self) -> Result<Outcome, ConnError> {
         self.rbuf.release();
-        Ok(Busy::Idle(self.io.read_fresh(&mut self.rbuf.buf, true).detach()))
+        Ok(Outcome::Idle(self.io.read_fresh(&mut self.rbuf.buf, true).detach()))
     }
 
     /// Flushes pending responses, then reads more, waiting as `wait` says.
@@ -368,20 +373,20 @@ impl<A: App> Conn<A> {
     /// The receive is queued before the responses are written, so both
     /// reach the kernel in one submission; its deadline starts once they
     /// are written.
-    async fn fill(&mut self, want: usize, wait: Wait) -> io::Result<Fill> {
+    async fn fill(&mut self, want: usize, wait: Wait) -> Result<Fill, ConnError> {
         Ok(self.fill_timed(want, wait).await?.0)
     }
 
     /// [`Conn::fill`], also returning when it began to wait for the client
     /// (after the pending responses were written).
-    async fn fill_timed(&mut self, want: usize, wait: Wait) -> io::Result<(Fill, Instant)> {
+    async fn fill_timed(&mut self, want: usize, wait: Wait) -> Result<(Fill, Instant), ConnError> {
         // After a deadline the read side is shut: the read still returns
         // what raced it, then the end.
         self.rbuf.reserve(want);
         let Conn { io, rbuf, wbuf, shared, watch, .. } = self;
         let read = io.read(&mut rbuf.buf, rbuf.end);
         let stall = Stall { watch, limit: shared.timeouts.write };
-        let read = write_beside(read, io, wbuf, stall).await?;
+        let read = write_pending_beside(read, io, wbuf, stall).await?;
         let now = Instant::now();
         let deadline = match wait {
             Wait::Until(deadline) => deadline,
@@ -403,14 +408,14 @@ impl<A: App> Conn<A> {
                 rbuf.advance(n);
                 Fill::Data
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         Ok((fill, now))
     }
 
     /// Writes the pending responses; a client that does not take them
     /// within the write timeout loses the connection.
-    async fn flush(&mut self) -> io::Result<()> {
+    async fn flush(&mut self) -> Result<(), ConnError> {
         let stall = Stall { watch: &self.watch, limit: self.shared.timeouts.write };
         write_pending(&self.io, &mut self.wbuf, stall).await
     }
@@ -420,21 +425,19 @@ impl<A: App> Conn<A> {
     /// Only a request that got a response is recorded (one whose body
     /// never came got none), also when writing the response failed.
     fn record(&self, elapsed: Duration) {
-        if self.status == 0 {
-            return;
-        }
+        let Some(status) = self.status else { return };
         self.shared.metrics.duration.observe(elapsed);
         if let Some(log) = &self.shared.access_log {
-            log.finish(&self.log_line, self.status, self.body_bytes, elapsed);
+            log.finish(&self.log_line, status, self.body_bytes, elapsed);
         }
     }
 
     /// Logs the answer to a request that has no parsed head (refused, or
     /// its head never arrived).
     fn log_unparsed(&mut self) {
-        if let Some(log) = &self.shared.access_log {
+        if let (Some(log), Some(status)) = (&self.shared.access_log, self.status) {
             log.start_unparsed(&mut self.log_line, self.peer.0);
-            log.finish(&self.log_line, self.status, self.body_bytes, Duration::ZERO);
+            log.finish(&self.log_line, status, self.body_bytes, Duration::ZERO);
         }
     }
 

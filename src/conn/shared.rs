@@ -9,13 +9,12 @@ use std::time::{Duration, SystemTime};
 use tracing::error;
 
 use super::head_cache::HeadCache;
-use super::respond::is_valid;
-use super::Pipe;
 use crate::access_log::CoreLog;
 use crate::admission::Admission;
 use crate::app::{App, Context, Response};
 use crate::config::{Config, OptionsAsterisk};
 use crate::http::{self, HttpDate, Limits, Method, ServerHeaders};
+use crate::io::file::Pipes;
 use crate::io::ring::Ring;
 use crate::metrics::CoreMetrics;
 use crate::proxy::TrustedProxies;
@@ -53,7 +52,7 @@ pub(crate) struct Shared<A> {
     /// The core's access log (`--access-log`).
     pub(crate) access_log: Option<Rc<CoreLog>>,
     /// Empty pipes for file bodies sent by splice, kept for reuse.
-    pub(crate) pipes: RefCell<Vec<Pipe>>,
+    pub(crate) pipes: Pipes,
 }
 
 /// The timeouts a connection applies (see `Config`).
@@ -106,7 +105,7 @@ impl<A: App> Shared<A> {
             shutdown,
             proxies: config.proxy_headers.then(|| config.forwarded_allow_ips.clone()),
             access_log,
-            pipes: RefCell::default(),
+            pipes: Pipes::default(),
         }
     }
 }
@@ -122,7 +121,7 @@ impl<A> Shared<A> {
         if let Some(close) = cache.write_known(response, out) {
             return close;
         }
-        if !is_valid(response) {
+        if !http::is_sendable_head(response.status(), response.headers()) {
             error!(
                 status = response.status(),
                 "application sent an invalid status or header; answered 500"

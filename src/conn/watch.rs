@@ -2,8 +2,9 @@
 //! deadline sweeper, and the write-stall limit that uses it ([`Stall`]).
 
 use std::cell::Cell;
-use std::io;
 use std::time::{Duration, Instant};
+
+use super::error::ConnError;
 
 /// A connection's I/O deadline, shared with the core's deadline sweeper.
 ///
@@ -47,13 +48,13 @@ impl Stall<'_> {
         self.watch.deadline.set(Some(Instant::now() + self.limit));
     }
 
-    /// Ends it: `TimedOut` if the sweeper ended the write for taking
-    /// nothing that long.
-    pub(super) fn disarm(&self) -> io::Result<()> {
+    /// Ends it: [`ConnError::WriteStalled`] if the sweeper ended the write
+    /// for taking nothing that long.
+    pub(super) fn disarm(&self) -> Result<(), ConnError> {
         self.watch.deadline.set(None);
         self.watch.writing.set(false);
         if self.watch.write_cut.get() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "response write stalled"));
+            return Err(ConnError::WriteStalled);
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::error::ConnError;
 use super::read_buf::MIN_READ_BYTES;
 use super::watch::Stall;
 use crate::io::ring::OpBuf;
@@ -19,12 +20,12 @@ pub(super) const WRITE_HIGH_WATER: usize = 64 << 10;
 
 /// Writes the pending responses while `read`, already queued, waits: both
 /// reach the kernel in one submission. A failed write cancels the read.
-pub(super) async fn write_beside<'a>(
+pub(super) async fn write_pending_beside<'a>(
     read: Read<'a>,
     io: &Transport,
     wbuf: &mut Vec<u8>,
     stall: Stall<'_>,
-) -> io::Result<Read<'a>> {
+) -> Result<Read<'a>, ConnError> {
     match write_pending(io, wbuf, stall).await {
         Ok(()) => Ok(read),
         Err(e) => {
@@ -40,11 +41,11 @@ pub(super) async fn write_pending(
     io: &Transport,
     wbuf: &mut Vec<u8>,
     stall: Stall<'_>,
-) -> io::Result<()> {
+) -> Result<(), ConnError> {
     if wbuf.is_empty() {
         return Ok(());
     }
-    let (result, back) = write_within(io, OpBuf::Vec(std::mem::take(wbuf)), Some(stall)).await;
+    let (result, back) = write_all(io, OpBuf::Vec(std::mem::take(wbuf)), Some(stall)).await;
     if let OpBuf::Vec(mut back) = back {
         back.clear();
         if back.capacity() <= WRITE_HIGH_WATER * 2 {
@@ -55,14 +56,14 @@ pub(super) async fn write_pending(
 }
 
 /// Writes all of `data`, and gives it back. With a `stall` limit the write
-/// fails with `TimedOut` when the client takes nothing for that long (a slow
-/// but reading client is never cut off); without one, the caller bounds
-/// the whole write.
-pub(crate) async fn write_within(
+/// fails with [`ConnError::WriteStalled`] when the client takes nothing for
+/// that long (a slow but reading client is never cut off); without one,
+/// the caller bounds the whole write.
+pub(crate) async fn write_all(
     io: &Transport,
     mut data: OpBuf,
     stall: Option<Stall<'_>>,
-) -> (io::Result<()>, OpBuf) {
+) -> (Result<(), ConnError>, OpBuf) {
     let len = data.len();
     let mut at = 0;
     while at < len {
@@ -75,9 +76,9 @@ pub(crate) async fn write_within(
         }
         data = back;
         match result {
-            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), data),
+            Ok(0) => return (Err(io::Error::from(io::ErrorKind::WriteZero).into()), data),
             Ok(n) => at += n,
-            Err(e) => return (Err(e), data),
+            Err(e) => return (Err(e.into()), data),
         }
     }
     (Ok(()), data)

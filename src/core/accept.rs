@@ -12,7 +12,7 @@ use tracing::warn;
 
 use super::CoreState;
 use crate::app::{App, Body, Response};
-use crate::conn::{linger, with_deadline, write_within};
+use crate::conn::{linger, with_deadline, write_all};
 use crate::http::{self, ResponseFraming};
 use crate::io::ring::OpBuf;
 use crate::io::sys;
@@ -128,7 +128,7 @@ async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
         out.extend_from_slice(&body);
     }
     let deadline = Instant::now() + SHED_LINGER;
-    let written = with_deadline(write_within(&io, OpBuf::Vec(out), None), deadline).await;
+    let written = with_deadline(write_all(&io, OpBuf::Vec(out), None), deadline).await;
     if let Some((Ok(()), OpBuf::Vec(mut out))) = written {
         linger(&io, &mut out, deadline).await;
     }

@@ -19,7 +19,7 @@ use tracing::{debug, error};
 use super::registry::Registration;
 use super::CoreState;
 use crate::app::App;
-use crate::conn::{Busy, Conn, Next};
+use crate::conn::{Conn, ConnError, Outcome};
 use crate::io::ring::Unpark;
 use crate::metrics::TimeoutKind;
 use crate::probe::OnRequestPath;
@@ -187,17 +187,21 @@ async fn serve_parked<A: App>(core: &Rc<CoreState<A>>, key: u32) {
     let registration = Registration { core, key, parked: false };
     let served = async move {
         match conn.serve(read).await {
-            Ok(Busy::Idle(read)) => {
+            Ok(Outcome::Idle(read)) => {
                 core.park(key, conn.into_parked(read));
                 return true;
             }
-            Ok(Busy::Ended(Next::Close)) => Recycled::with(|| conn.linger_close()).await,
-            Ok(Busy::Ended(Next::KeepAlive)) => {}
+            Ok(Outcome::Close) => Recycled::with(|| conn.linger_close()).await,
+            Ok(Outcome::Gone) => {}
             Err(e) => {
-                if conn.write_was_cut() {
+                if matches!(e, ConnError::WriteStalled) || conn.write_was_cut() {
                     core.shared.metrics.count_timeout(TimeoutKind::Write);
                 }
-                debug!(%peer, "connection ended: {e}");
+                if e.is_application_fault() {
+                    error!(%peer, "{e}");
+                } else {
+                    debug!(%peer, "connection ended: {e}");
+                }
             }
         }
         false

@@ -3,11 +3,15 @@
 //! This module owns everything RFC 9112 says about the bytes on the wire:
 //! parsing a request head ([`parse_head`], on httparse), deciding how the
 //! request body is framed ([`BodyFraming`]), decoding a chunked body
-//! ([`ChunkedDecoder`]), serialising a response head ([`ResponseHead`]) and
-//! the `Date` value ([`HttpDate`]).
+//! ([`ChunkedDecoder`]), how a response body is framed ([`frame`]: every
+//! rule about 204/205/304, HEAD and HTTP/1.0 streams), encoding chunks
+//! ([`encode_chunk`]), which response heads may be sent
+//! ([`is_sendable_head`]), serialising a response head ([`ResponseHead`])
+//! and the `Date` value ([`HttpDate`]).
 //!
 //! It does no I/O, reads no clock and allocates only what a parsed request
-//! must own (two vectors, recycled per thread). The connection loop in `conn` feeds it bytes and writes what it
+//! must own (two vectors, recycled per thread). The connection loop in
+//! `conn` feeds it bytes, asks it how to frame, and writes what it
 //! produces; that split (as in hyper's `proto::h1`) keeps every rule here
 //! testable, fuzzable and benchmarkable in isolation.
 
@@ -29,12 +33,14 @@ macro_rules! byte_table {
 
 mod body;
 mod date;
+mod framing;
 mod request;
 mod response;
 
 pub use body::{ChunkedDecoder, DecodeStatus};
 pub use date::HttpDate;
-pub(crate) use request::skip_empty_lines;
+pub use framing::{encode_chunk, frame, is_sendable_head, BodySize, Framing, LAST_CHUNK};
+pub(crate) use request::starts_like_head;
 pub use request::{
     parse_head, BodyFraming, Limits, Method, ParseError, RequestHead, Version, MAX_HEADERS_CAP,
 };

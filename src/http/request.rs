@@ -352,8 +352,14 @@ fn httparse_reason(e: httparse::Error) -> &'static str {
     }
 }
 
+/// Whether bytes the parser refused at least start like a HEAD request, so
+/// the refusal is sent without a body (RFC 9110 §9.3.2).
+pub(crate) fn starts_like_head(buf: &[u8]) -> bool {
+    skip_empty_lines(buf).starts_with(b"HEAD ")
+}
+
 /// `buf` without the empty lines a request may start with (RFC 9112 §2.2).
-pub(crate) fn skip_empty_lines(buf: &[u8]) -> &[u8] {
+fn skip_empty_lines(buf: &[u8]) -> &[u8] {
     let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
     &buf[start..]
 }

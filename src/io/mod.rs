@@ -1,7 +1,9 @@
 //! Everything that touches the kernel: the system calls (`sys`), a core's
-//! socket ring (`ring`), a connection's socket on it (`transport`) and the
-//! listening sockets (`listener`). Nothing here knows HTTP.
+//! socket ring (`ring`), a connection's socket on it (`transport`), a file
+//! body and the pipes it is spliced through (`file`), and the listening
+//! sockets (`listener`). Nothing here knows HTTP.
 
+pub(crate) mod file;
 pub(crate) mod listener;
 pub(crate) mod ring;
 pub(crate) mod sys;

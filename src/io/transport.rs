@@ -1,10 +1,12 @@
 //! A connection's socket on the core's socket ring: reading into the
 //! connection's buffer, writing a buffer out, shutting the sending half.
 //!
-//! `conn` does its reads and writes through [`Transport`], submitted to
-//! the core's socket [`Ring`]. File bodies do not go through it yet:
-//! `conn::file` still calls `sendfile`, splices on the ring and switches
-//! the socket's non-blocking mode itself. Buffers move into an operation and come back with its result,
+//! Every socket operation of a connection goes through [`Transport`]:
+//! reads and writes on the core's socket [`Ring`], and, in non-blocking
+//! mode ([`NonBlocking`], a guard that puts the socket back), what file
+//! bodies are sent with (`sendfile`, `send` with `MSG_MORE`, a splice
+//! from a pipe). `conn` never sees a descriptor. A layer that transforms
+//! the bytes (TLS) goes between `conn` and this type. Buffers move into an operation and come back with its result,
 //! so the kernel never sees memory the connection could free first: if an
 //! operation's future is dropped (a timeout, a cut connection), the ring
 //! cancels it and keeps the buffer until the kernel lets go of it.
@@ -20,7 +22,9 @@ use std::task::{Context, Poll};
 
 use socket2::SockRef;
 
-use crate::io::ring::{Detached, Op, OpBuf, Ring};
+use super::file::{FileBody, Pipe};
+use super::ring::{Detached, Op, OpBuf, Ring, SpliceInput};
+use super::sys;
 use crate::recycle;
 
 /// Size (and resting size) of a connection's read buffer.
@@ -111,12 +115,83 @@ impl Transport {
         Ok(())
     }
 
+    /// Completes when the socket can take more: for a sender that found it
+    /// full in non-blocking mode (see [`Transport::non_blocking`]).
+    pub(crate) fn writable(&self) -> Op<'_> {
+        self.ring.writable(self.fd())
+    }
+
+    /// Switches the socket to non-blocking mode until the returned guard
+    /// is restored (or dropped): the mode in which a sender on the core
+    /// (`sendfile`, `send` with `MSG_MORE`, a splice from a pipe) never
+    /// waits inside the kernel for a client that reads slowly.
+    pub(crate) fn non_blocking(&self) -> io::Result<NonBlocking<'_>> {
+        sys::set_nonblocking(self.fd(), true)?;
+        Ok(NonBlocking { io: self, restored: false })
+    }
+
     fn reading<'a>(&'a self, op: Op<'a>, buf: &'a mut Vec<u8>) -> Read<'a> {
         Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
     }
 
     pub(crate) fn fd(&self) -> RawFd {
         self.socket.as_raw_fd()
+    }
+}
+
+/// The socket of a [`Transport`] in non-blocking mode, and what is sent
+/// in that mode. Each send returns `WouldBlock` when the socket is full;
+/// the sender then waits for [`Transport::writable`].
+pub(crate) struct NonBlocking<'a> {
+    io: &'a Transport,
+    restored: bool,
+}
+
+impl NonBlocking<'_> {
+    /// `send(2)` with `MSG_MORE`: the kernel may hold these bytes to leave
+    /// with what follows, in one packet (nginx's `tcp_nopush`).
+    pub(crate) fn send_more(&self, bytes: &[u8]) -> io::Result<usize> {
+        sys::send_more(self.io.fd(), bytes)
+    }
+
+    /// `sendfile(2)` of up to `count` bytes of `file` from `*offset`,
+    /// advancing it: copied in the kernel, on the core.
+    pub(crate) fn sendfile(
+        &self,
+        file: &FileBody,
+        offset: &mut u64,
+        count: usize,
+    ) -> io::Result<usize> {
+        sys::sendfile(self.io.fd(), file.fd(), offset, count)
+    }
+
+    /// Moves up to `len` bytes out of `pipe` into the socket on the ring,
+    /// without a copy; the operation keeps the pipe open until it
+    /// completes.
+    pub(crate) fn splice_from(&self, pipe: &Rc<Pipe>, len: u32) -> Op<'_> {
+        let input = SpliceInput::Pipe(pipe.clone());
+        self.io.ring.splice(input, -1, self.io.fd(), len, true)
+    }
+
+    /// Completes when the socket can take more.
+    pub(crate) fn writable(&self) -> Op<'_> {
+        self.io.writable()
+    }
+
+    /// Puts the socket back in blocking mode.
+    pub(crate) fn restore(mut self) -> io::Result<()> {
+        self.restored = true;
+        sys::set_nonblocking(self.io.fd(), false)
+    }
+}
+
+impl Drop for NonBlocking<'_> {
+    fn drop(&mut self) {
+        if !self.restored {
+            // The connection is ending on an error: its socket's mode no
+            // longer matters, and a failure here has nowhere to go.
+            let _ = sys::set_nonblocking(self.io.fd(), false);
+        }
     }
 }
 
@@ -200,7 +275,7 @@ fn settle(
             }
             ring.take_received(id, len, buf, 0);
         }
-        OpBuf::None | OpBuf::Bytes(_) | OpBuf::Keep(_) => {}
+        OpBuf::None | OpBuf::Bytes(_) | OpBuf::Splice(_) => {}
     }
     result
 }

@@ -37,7 +37,7 @@
 //!
 //! Chosen by measurement beside nginx (`benches/static.sh`, requests/s
 //! ratio to nginx for 64 KiB and 10 MiB files; one repeat each but the
-//! last, see `bench-results/README.md`):
+//! last, see `bench-results/HISTORY.md`, static files):
 //!
 //! | reading | 64 KiB | 10 MiB |
 //! |---|---|---|

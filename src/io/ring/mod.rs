@@ -45,7 +45,8 @@
 //! completion that woke the core is already in the shared ring, since a
 //! turn enters only to submit, to run flagged completion work or to bring
 //! back an overflow), plus glommio's park and wake: about nine enters of
-//! its rings and a `membarrier` (`bench-results/README.md`, 2026-12-05).
+//! its rings and a `membarrier` (`bench-results/HISTORY.md`, 2026-12-05;
+//! `bench-results/syscalls/`).
 //! Two of those are glommio's timeout for its next timer (the `Date` tick,
 //! the deadline sweeper) and its cancel. Moving those two to this ring cut
 //! them, but glommio 0.9 can park with a task still runnable and then
@@ -80,7 +81,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -88,6 +89,7 @@ use std::task::{Context, Poll, Waker};
 use io_uring::{opcode, squeue, IoUring};
 use tracing::{debug, warn};
 
+use super::file::Pipe;
 use crate::config::RingSetup;
 use crate::probe;
 
@@ -128,9 +130,25 @@ pub(crate) enum OpBuf {
     /// Whoever holds it copies the data out and gives it back
     /// ([`Ring::take_received`]).
     Picked(u16),
-    /// No memory, but descriptors the kernel looks up only when it runs the
-    /// operation (a splice's input): kept open until it completes.
-    Keep(#[expect(dead_code, reason = "held, never read")] Rc<dyn std::any::Any>),
+    /// No memory, but a splice's input, which the kernel looks up only
+    /// when it runs the splice: kept open until it completes.
+    Splice(SpliceInput),
+}
+
+/// What a splice reads from: kept open by the operation until it
+/// completes.
+pub(crate) enum SpliceInput {
+    File(Rc<std::fs::File>),
+    Pipe(Rc<Pipe>),
+}
+
+impl SpliceInput {
+    fn fd(&self) -> RawFd {
+        match self {
+            SpliceInput::File(file) => file.as_raw_fd(),
+            SpliceInput::Pipe(pipe) => pipe.read.as_raw_fd(),
+        }
+    }
 }
 
 impl OpBuf {
@@ -138,9 +156,17 @@ impl OpBuf {
         self.as_slice().len()
     }
 
+    /// The splice input this operation keeps open, if it is a splice.
+    fn splice_input(&self) -> Option<&SpliceInput> {
+        match self {
+            OpBuf::Splice(input) => Some(input),
+            _ => None,
+        }
+    }
+
     fn as_slice(&self) -> &[u8] {
         match self {
-            OpBuf::None | OpBuf::Picked(_) | OpBuf::Keep(_) => &[],
+            OpBuf::None | OpBuf::Picked(_) | OpBuf::Splice(_) => &[],
             OpBuf::Vec(v) => v,
             OpBuf::Bytes(b) => b,
         }
@@ -239,7 +265,7 @@ impl Ring {
         self.setup
     }
 
-    fn start(&self, buf: OpBuf, entry: impl FnOnce(&[u8]) -> squeue::Entry) -> Op<'_> {
+    fn start(&self, buf: OpBuf, entry: impl FnOnce(&OpBuf) -> squeue::Entry) -> Op<'_> {
         let mut inner = self.inner.borrow_mut();
         let slot = match inner.free.pop() {
             Some(slot) => slot,
@@ -254,8 +280,8 @@ impl Ring {
         s.state = SlotState::Pending;
         s.buf = buf;
         // The entry points into the slot's buffer, whose heap memory does not
-        // move while the slot holds it.
-        let entry = entry(s.buf.as_slice()).user_data(u64::from(slot));
+        // move while the slot holds it (or names a descriptor it keeps open).
+        let entry = entry(&s.buf).user_data(u64::from(slot));
         inner.push(&entry);
         drop(inner);
         self.wake_driver();

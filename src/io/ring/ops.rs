@@ -3,12 +3,11 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::rc::Rc;
 
 use io_uring::{opcode, squeue, types};
 
 use super::picks::{PICK_BYTES, PICK_GROUP};
-use super::{Op, OpBuf, Ring};
+use super::{Op, OpBuf, Ring, SpliceInput};
 
 /// IORING_RECVSEND_POLL_FIRST, in a receive's `ioprio`.
 const RECV_POLL_FIRST: u16 = 1;
@@ -17,7 +16,8 @@ impl Ring {
     /// Receives into `buf[at..]`; the buffer comes back with the result.
     pub(crate) fn recv(&self, fd: RawFd, buf: Vec<u8>, at: usize) -> Op<'_> {
         let len = buf.len().saturating_sub(at);
-        self.start(OpBuf::Vec(buf), |data| {
+        self.start(OpBuf::Vec(buf), |buf| {
+            let data = buf.as_slice();
             // `at` is within the buffer (len is 0 otherwise).
             let ptr = data.as_ptr().wrapping_add(at.min(data.len())).cast_mut();
             opcode::Recv::new(types::Fd(fd), ptr, len as u32).build()
@@ -76,7 +76,8 @@ impl Ring {
 
     /// Sends `buf[at..]` (what the socket takes: the count may be short).
     pub(crate) fn send(&self, fd: RawFd, buf: OpBuf, at: usize) -> Op<'_> {
-        self.start(buf, |data| {
+        self.start(buf, |buf| {
+            let data = buf.as_slice();
             let rest = &data[at.min(data.len())..];
             let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
             opcode::Send::new(types::Fd(fd), rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
@@ -115,22 +116,23 @@ impl Ring {
         result
     }
 
-    /// Moves up to `len` bytes from `fd_in` (from `off_in`, or from its
+    /// Moves up to `len` bytes from `input` (from `off_in`, or from its
     /// current position when -1) to `fd_out`, one of the two being a pipe
-    /// (splice(2)): the pages move by reference, no copy. `keep` holds the
-    /// descriptors open until the kernel is done (io_uring looks `fd_in`
-    /// up only when it runs the splice). `nonblocking`: the pipe end does
-    /// not wait (nor a non-blocking socket); a file read always may.
+    /// (splice(2)): the pages move by reference, no copy. The operation
+    /// keeps `input` open until the kernel is done (io_uring looks it up
+    /// only when it runs the splice). `nonblocking`: the pipe end does not
+    /// wait (nor a non-blocking socket); a file read always may.
     pub(crate) fn splice(
         &self,
-        (fd_in, off_in): (RawFd, i64),
+        input: SpliceInput,
+        off_in: i64,
         fd_out: RawFd,
         len: u32,
         nonblocking: bool,
-        keep: Rc<dyn std::any::Any>,
     ) -> Op<'_> {
         let flags = libc::SPLICE_F_MOVE | if nonblocking { libc::SPLICE_F_NONBLOCK } else { 0 };
-        self.start(OpBuf::Keep(keep), |_| {
+        self.start(OpBuf::Splice(input), |buf| {
+            let fd_in = buf.splice_input().map_or(-1, SpliceInput::fd);
             opcode::Splice::new(types::Fd(fd_in), off_in, types::Fd(fd_out), -1, len)
                 .flags(flags)
                 .build()
