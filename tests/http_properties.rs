@@ -1,9 +1,12 @@
-//! Property: any stream of valid pipelined requests, split at arbitrary
-//! points, parses to the same requests (the pure `http` module, fed the way
-//! the connection loop feeds it).
+//! Properties of the pure `http` module, fed the way the connection loop
+//! feeds it: any stream of valid pipelined requests, split at arbitrary
+//! points, parses to the same requests; any response body, cut into any
+//! chunks by the encoder, decodes back to itself.
 
 use proptest::prelude::*;
-use uring_serve::http::{parse_head, BodyFraming, ChunkedDecoder, DecodeStatus, Limits};
+use uring_serve::http::{
+    encode_chunk, parse_head, BodyFraming, ChunkedDecoder, DecodeStatus, Limits, LAST_CHUNK,
+};
 
 const LIMITS: Limits =
     Limits { max_header_bytes: 16 << 10, max_headers: 100, max_body_bytes: 1 << 20 };
@@ -169,5 +172,26 @@ proptest! {
         let cuts: Vec<usize> = (1..stream.len()).collect();
         let expected: Vec<Expected> = requests.iter().map(|r| r.expected.clone()).collect();
         prop_assert_eq!(&parse_split(&stream, &cuts), &expected);
+    }
+
+    #[test]
+    fn a_body_encoded_in_any_chunks_decodes_to_itself(
+        body in prop::collection::vec(any::<u8>(), 0..5000),
+        mut cuts in prop::collection::vec(0usize..5000, 0..20),
+    ) {
+        cuts.sort_unstable();
+        let mut wire = Vec::new();
+        let mut from = 0;
+        for cut in cuts.into_iter().chain(std::iter::once(body.len())) {
+            let to = cut.clamp(from, body.len());
+            encode_chunk(&body[from..to], &mut wire);
+            from = to;
+        }
+        wire.extend_from_slice(LAST_CHUNK);
+        let mut decoded = Vec::new();
+        let mut decoder = ChunkedDecoder::new(1 << 20, 16 << 10);
+        let (used, status) = decoder.decode(&wire, &mut decoded).expect("encoded chunks decode");
+        prop_assert_eq!((used, status), (wire.len(), DecodeStatus::Done));
+        prop_assert_eq!(decoded, body);
     }
 }

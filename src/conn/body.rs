@@ -10,6 +10,7 @@ use super::body_rate::BodyRate;
 use super::{Conn, Fill, Wait};
 use crate::app::App;
 use crate::http::{self, BodyFraming, ChunkedDecoder, DecodeStatus, ParseError, RequestHead};
+use crate::io::transport::Transport;
 
 /// How a request's body read ended.
 pub(super) enum BodyRead {
@@ -21,7 +22,7 @@ pub(super) enum BodyRead {
     Invalid(ParseError),
 }
 
-impl<A: App> Conn<A> {
+impl<A: App, T: Transport> Conn<A, T> {
     pub(super) async fn read_body(&mut self, head: &RequestHead) -> Result<BodyRead, ConnError> {
         let mut continue_pending = head.expect_continue();
         match head.framing() {

@@ -14,11 +14,12 @@ use super::error::ConnError;
 use super::{Conn, Next, Shared, Unsent};
 use crate::app::{App, Request, Response};
 use crate::http::{BodyFraming, Method, ParseError, RequestHead, Version};
+use crate::io::transport::Transport;
 use crate::metrics::TimeoutKind;
 use crate::proxy::{self, Origin};
 use crate::recycle::Recycled;
 
-impl<A: App> Conn<A> {
+impl<A: App, T: Transport> Conn<A, T> {
     pub(super) async fn handle(&mut self, head: RequestHead) -> Result<Next, ConnError> {
         let is_head = head.method() == Method::Head;
         let http10 = head.version() == Version::Http10;

@@ -1,8 +1,8 @@
 //! Sending a file body: copied into the write buffer when small, else
 //! sent by the kernel without a copy (`sendfile` on the core while the
 //! bytes are in the page cache, spliced on the ring otherwise). Every
-//! operation goes through `io` ([`FileBody`], the transport's
-//! [`NonBlocking`] mode, the core's pipes): no descriptor here.
+//! operation goes through `io` ([`FileBody`], the [`Transport`] and its
+//! non-blocking mode, the core's pipes): no descriptor here.
 
 use std::io;
 use std::rc::Rc;
@@ -12,7 +12,7 @@ use super::watch::Stall;
 use super::Conn;
 use crate::app::App;
 use crate::io::file::{FileBody, Pipe, PIPE_BYTES};
-use crate::io::transport::NonBlocking;
+use crate::io::transport::{NonBlockingSend, Transport};
 
 /// A file body is read and written in chunks of this size.
 const FILE_CHUNK_BYTES: usize = 64 << 10;
@@ -26,7 +26,7 @@ const SPLICE_MIN_BYTES: u64 = 16 << 10;
 /// cost stays bounded, and it stays close to the send.
 const CACHED_WINDOW_BYTES: u64 = 2 << 20;
 
-impl<A: App> Conn<A> {
+impl<A: App, T: Transport> Conn<A, T> {
     /// Writes `len` bytes of `file` from `offset`: copied into the write
     /// buffer when small (see [`Conn::copy_file`]); when large, sent by the
     /// kernel without a copy: with `sendfile` on the core while the bytes
@@ -78,7 +78,7 @@ impl<A: App> Conn<A> {
             let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(FILE_CHUNK_BYTES);
             let at = offset + sent;
             let read = if on_ring {
-                file.read_on(&self.shared.ring, &mut self.wbuf, want, at).await
+                self.io.read_file(file, &mut self.wbuf, want, at).await
             } else {
                 file.read_cached(&mut self.wbuf, want, at)
             };
@@ -86,7 +86,7 @@ impl<A: App> Conn<A> {
                 // Not cached, or no cache-only reads on this file system.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EOPNOTSUPP)) => {
                     on_ring = true;
-                    file.read_on(&self.shared.ring, &mut self.wbuf, want, at).await
+                    self.io.read_file(file, &mut self.wbuf, want, at).await
                 }
                 read => read,
             };
@@ -184,8 +184,7 @@ impl<A: App> Conn<A> {
         let socket = self.io.non_blocking()?;
         self.body_bytes = sent;
         let sent = &mut self.body_bytes;
-        let spliced =
-            splice_through(&self.shared.ring, &socket, stall, file, &pipe, offset, sent, len);
+        let spliced = splice_through(&self.io, &socket, stall, file, &pipe, offset, sent, len);
         let result = spliced.await;
         socket.restore()?;
         match result? {
@@ -210,9 +209,9 @@ enum Spliced {
 /// The splice loop of [`Conn::splice_file`]: from `*sent` to `len`,
 /// counting in `sent` what reached the socket.
 #[expect(clippy::too_many_arguments, reason = "one call site, each argument a distinct part")]
-async fn splice_through(
-    ring: &crate::io::ring::Ring,
-    socket: &NonBlocking<'_>,
+async fn splice_through<T: Transport>(
+    io: &T,
+    socket: &T::NonBlocking<'_>,
     stall: Stall<'_>,
     file: &FileBody,
     pipe: &Rc<Pipe>,
@@ -222,7 +221,7 @@ async fn splice_through(
 ) -> Result<Spliced, ConnError> {
     while *sent < len {
         let want = u32::try_from((len - *sent).min(PIPE_BYTES)).unwrap_or(u32::MAX);
-        let (filled, _) = file.splice_into(ring, pipe, offset + *sent, want)?.await;
+        let (filled, _) = io.splice_file(file, pipe, offset + *sent, want)?.await;
         let mut in_pipe = match filled {
             Ok(0) => return Err(ConnError::FileTooShort { sent: *sent, len }),
             Ok(n) => n as u64,
@@ -250,7 +249,7 @@ async fn splice_through(
 /// kernel holds it to leave with the start of the body, in one packet
 /// (nginx's `tcp_nopush`).
 async fn flush_more(
-    socket: &NonBlocking<'_>,
+    socket: &impl NonBlockingSend,
     wbuf: &mut Vec<u8>,
     stall: Stall<'_>,
 ) -> Result<(), ConnError> {
@@ -268,7 +267,7 @@ async fn flush_more(
 }
 
 /// Waits until the socket has room for more, under the write timeout.
-async fn writable(socket: &NonBlocking<'_>, stall: Stall<'_>) -> Result<(), ConnError> {
+async fn writable(socket: &impl NonBlockingSend, stall: Stall<'_>) -> Result<(), ConnError> {
     stall.arm();
     let _ = socket.writable().await;
     stall.disarm()

@@ -97,8 +97,8 @@ use std::time::{Duration, Instant};
 use crate::access_log::LogLine;
 use crate::app::App;
 use crate::http::{self};
-use crate::io::ring::Detached;
-use crate::io::transport::{Peer, Transport};
+use crate::io::socket::RingSocket;
+use crate::io::transport::{Peer, PendingRead, Transport};
 use crate::metrics::TimeoutKind;
 use crate::recycle::{self, Recycled};
 
@@ -111,6 +111,8 @@ mod head_cache;
 mod read_buf;
 mod respond;
 mod shared;
+#[cfg(test)]
+mod tests;
 mod watch;
 mod write;
 
@@ -126,9 +128,9 @@ use write::{write_pending, write_pending_beside, LINGER, WRITE_HIGH_WATER};
 /// An idle connection: its socket and its receive in flight, parked on the
 /// ring under the connection's key. No task, no buffer, no future: this is
 /// what an open keep-alive connection costs while it waits.
-pub(crate) struct Parked {
-    pub(crate) io: Transport,
-    pub(crate) read: Detached,
+pub(crate) struct Parked<T: Transport = RingSocket> {
+    pub(crate) io: T,
+    pub(crate) read: T::Parked,
     /// When it became ready for its next request.
     pub(crate) idle_since: Instant,
     pub(crate) served_any: bool,
@@ -136,10 +138,10 @@ pub(crate) struct Parked {
 
 /// How a busy connection's stretch of work ended (its errors are
 /// [`ConnError`]s).
-pub(crate) enum Outcome {
+pub(crate) enum Outcome<P> {
     /// Nothing buffered, every response written; this receive waits for
     /// the next request: the connection is to be parked.
-    Idle(Detached),
+    Idle(P),
     /// Nothing more to say: the peer closed its side, or the connection
     /// was idle when the core began to drain. It closes now.
     Gone,
@@ -155,8 +157,9 @@ pub(crate) enum Next {
     Close,
 }
 
-pub(crate) struct Conn<A> {
-    io: Transport,
+/// One connection while it is busy, over its transport `T`.
+pub(crate) struct Conn<A, T: Transport = RingSocket> {
+    io: T,
     peer: Peer,
     shared: Rc<Shared<A>>,
     rbuf: ReadBuf,
@@ -193,14 +196,14 @@ enum Fill {
     TimedOut,
 }
 
-impl<A: App> Conn<A> {
+impl<A: App, T: Transport> Conn<A, T> {
     /// The connection parked as `parked`, with its completed receive.
     pub(crate) fn unpark(
         shared: &Rc<Shared<A>>,
-        parked: Parked,
+        parked: Parked<T>,
         peer: Peer,
         watch: Rc<Watch>,
-    ) -> (Conn<A>, Detached) {
+    ) -> (Conn<A, T>, T::Parked) {
         let Parked { io, read, idle_since, served_any } = parked;
         let conn = Conn {
             io,
@@ -225,7 +228,7 @@ impl<A: App> Conn<A> {
     }
 
     /// The idle connection, its next receive in flight, to be parked.
-    pub(crate) fn into_parked(self, read: Detached) -> Parked {
+    pub(crate) fn into_parked(self, read: T::Parked) -> Parked<T> {
         let Conn { io, idle_since, served_any, .. } = self;
         Parked { io, read, idle_since, served_any }
     }
@@ -239,7 +242,7 @@ impl<A: App> Conn<A> {
     /// recycled block) or idle: nothing buffered, every response written,
     /// a receive in flight, and the connection parked in the registry with
     /// no task (see [`Parked`]).
-    pub(crate) async fn serve(&mut self, read: Detached) -> Result<Outcome, ConnError> {
+    pub(crate) async fn serve(&mut self, read: T::Parked) -> Result<Outcome<T::Parked>, ConnError> {
         let result = self.io.resume_read(read, &mut self.rbuf.buf).picked_only().await;
         if matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS)) {
             // More requests arrived in one turn than the ring has buffers:
@@ -290,7 +293,7 @@ impl<A: App> Conn<A> {
 
     /// Serves what is buffered, reading what completes it, until the
     /// connection goes idle (then with its next receive in flight) or ends.
-    async fn serve_busy(&mut self) -> Result<Outcome, ConnError> {
+    async fn serve_busy(&mut self) -> Result<Outcome<T::Parked>, ConnError> {
         loop {
             match http::parse_head(self.rbuf.filled(), &self.shared.limits) {
                 Ok(Some((head, len))) => {
@@ -363,7 +366,7 @@ impl<A: App> Conn<A> {
     /// buffer: the receive takes one of the ring's when data arrives. The
     /// pending responses are written by [`Conn::serve`], in the same
     /// submission, once the busy future is back in its shelf.
-    async fn go_idle(&mut self) -> Result<Outcome, ConnError> {
+    async fn go_idle(&mut self) -> Result<Outcome<T::Parked>, ConnError> {
         self.rbuf.release();
         Ok(Outcome::Idle(self.io.read_fresh(&mut self.rbuf.buf, true).detach()))
     }

@@ -14,13 +14,14 @@ use super::{Conn, Next};
 use crate::app::{App, Body, BodyStream, Response};
 use crate::http::{self, BodySize, ResponseFraming};
 use crate::io::ring::OpBuf;
+use crate::io::transport::Transport;
 use crate::metrics::TimeoutKind;
 
 /// Bodies at least this large are written straight from the response, not
 /// copied into the write buffer.
 pub(super) const DIRECT_WRITE_BYTES: usize = 64 << 10;
 
-impl<A: App> Conn<A> {
+impl<A: App, T: Transport> Conn<A, T> {
     /// Answers 408 to a request whose head or body did not arrive in time.
     pub(super) async fn time_out(&mut self, kind: TimeoutKind) -> Result<(), ConnError> {
         self.shared.metrics.count_timeout(kind);

@@ -15,19 +15,16 @@ use crate::app::{App, Context, Response};
 use crate::config::{Config, OptionsAsterisk};
 use crate::http::{self, HttpDate, Limits, Method, ServerHeaders};
 use crate::io::file::Pipes;
-use crate::io::ring::Ring;
 use crate::metrics::CoreMetrics;
 use crate::proxy::TrustedProxies;
 use crate::shutdown::ShutdownSignal;
 
 /// What every connection of one core shares: the application, the
 /// policy (limits, timeouts, admission), the caches of response heads, the
-/// core's ring, metrics and access log.
+/// core's metrics and access log.
 pub(crate) struct Shared<A> {
     pub(crate) app: A,
     pub(crate) cx: Context,
-    /// The socket ring every connection of the core does its I/O on.
-    pub(crate) ring: Rc<Ring>,
     pub(crate) limits: Limits,
     /// `Server` and `Date`, re-rendered once a second.
     pub(crate) server_headers: RefCell<ServerHeaders>,
@@ -72,14 +69,12 @@ impl<A: App> Shared<A> {
         cx: Context,
         config: &Config,
         metrics: Arc<CoreMetrics>,
-        ring: Rc<Ring>,
         shutdown: ShutdownSignal,
         access_log: Option<Rc<CoreLog>>,
     ) -> Self {
         Shared {
             app,
             cx,
-            ring,
             limits: config.limits(),
             server_headers: RefCell::new(ServerHeaders::new(
                 HttpDate::from_system_time(SystemTime::now()),

@@ -10,7 +10,7 @@ use super::error::ConnError;
 use super::read_buf::MIN_READ_BYTES;
 use super::watch::Stall;
 use crate::io::ring::OpBuf;
-use crate::io::transport::{Read, Transport, READ_BUF_BYTES};
+use crate::io::transport::{PendingRead, Transport, READ_BUF_BYTES};
 
 /// How long a lingering close waits for the client to close its side.
 pub(super) const LINGER: Duration = Duration::from_secs(1);
@@ -20,12 +20,12 @@ pub(super) const WRITE_HIGH_WATER: usize = 64 << 10;
 
 /// Writes the pending responses while `read`, already queued, waits: both
 /// reach the kernel in one submission. A failed write cancels the read.
-pub(super) async fn write_pending_beside<'a>(
-    read: Read<'a>,
-    io: &Transport,
+pub(super) async fn write_pending_beside<'a, T: Transport>(
+    read: T::Read<'a>,
+    io: &T,
     wbuf: &mut Vec<u8>,
     stall: Stall<'_>,
-) -> Result<Read<'a>, ConnError> {
+) -> Result<T::Read<'a>, ConnError> {
     match write_pending(io, wbuf, stall).await {
         Ok(()) => Ok(read),
         Err(e) => {
@@ -37,8 +37,8 @@ pub(super) async fn write_pending_beside<'a>(
 
 /// Writes and empties `wbuf` (keeping its memory unless a large response
 /// made it grow).
-pub(super) async fn write_pending(
-    io: &Transport,
+pub(super) async fn write_pending<T: Transport>(
+    io: &T,
     wbuf: &mut Vec<u8>,
     stall: Stall<'_>,
 ) -> Result<(), ConnError> {
@@ -59,8 +59,8 @@ pub(super) async fn write_pending(
 /// fails with [`ConnError::WriteStalled`] when the client takes nothing for
 /// that long (a slow but reading client is never cut off); without one,
 /// the caller bounds the whole write.
-pub(crate) async fn write_all(
-    io: &Transport,
+pub(crate) async fn write_all<T: Transport>(
+    io: &T,
     mut data: OpBuf,
     stall: Option<Stall<'_>>,
 ) -> (Result<(), ConnError>, OpBuf) {
@@ -102,7 +102,7 @@ pub(crate) async fn with_deadline<T>(
 /// (and destroy the response in flight) when it is closed. Bounded by time
 /// only: a client still uploading a refused body may send more than any
 /// byte budget.
-pub(crate) async fn linger(io: &Transport, scratch: &mut Vec<u8>, deadline: Instant) {
+pub(crate) async fn linger<T: Transport>(io: &T, scratch: &mut Vec<u8>, deadline: Instant) {
     if io.shutdown_write().is_err() {
         return;
     }

@@ -15,8 +15,8 @@ use crate::app::{App, Body, Response};
 use crate::conn::{linger, with_deadline, write_all};
 use crate::http::{self, ResponseFraming};
 use crate::io::ring::OpBuf;
+use crate::io::socket::RingSocket;
 use crate::io::sys;
-use crate::io::transport::Transport;
 
 /// How long a connection shed at accept may take to get its 503 out.
 const SHED_LINGER: Duration = Duration::from_millis(500);
@@ -72,12 +72,12 @@ pub(crate) async fn accept_loop<A: App>(listener: OwnedFd, core: Rc<CoreState<A>
             return;
         }
         let io = match sys::accept(&listener) {
-            Ok(socket) => Transport::new(socket, core.shared.ring.clone()),
+            Ok(socket) => RingSocket::new(socket, core.ring.clone()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // Until a connection waits, or the stop (see
                 // `ShutdownSignal::stop_accepting`).
-                let arrival = async { drop(core.shared.ring.readable(listener.as_raw_fd()).await) };
-                let stop = async { drop(core.shared.ring.readable(shutdown.wake_fd()).await) };
+                let arrival = async { drop(core.ring.readable(listener.as_raw_fd()).await) };
+                let stop = async { drop(core.ring.readable(shutdown.wake_fd()).await) };
                 futures_lite::future::or(arrival, stop).await;
                 continue;
             }
@@ -114,7 +114,7 @@ pub(crate) async fn accept_loop<A: App>(listener: OwnedFd, core: Rc<CoreState<A>
 
 /// Answers a connection over `--max-connections` with 503 and closes it:
 /// the client learns why, instead of a reset or an unbounded wait.
-async fn shed_connection<A: App>(io: Transport, core: Rc<CoreState<A>>) {
+async fn shed_connection<A: App>(io: RingSocket, core: Rc<CoreState<A>>) {
     core.shared.metrics.count_response(503);
     let mut out = Vec::with_capacity(256);
     let mut response = Response::service_unavailable();

@@ -17,6 +17,7 @@ use slab::Slab;
 use crate::app::App;
 use crate::config::Config;
 use crate::conn::Shared;
+use crate::io::ring::Ring;
 
 mod accept;
 mod drain;
@@ -36,6 +37,8 @@ use workers::Workers;
 pub(crate) struct CoreState<A> {
     /// What every connection of the core shares.
     pub(crate) shared: Rc<Shared<A>>,
+    /// The socket ring every connection of the core does its I/O on.
+    ring: Rc<Ring>,
     /// Every open connection of the core: for the sweeper, for a drain, and
     /// where an idle connection waits (parked) with no task of its own.
     connections: RefCell<Slab<ConnEntry>>,
@@ -47,11 +50,12 @@ pub(crate) struct CoreState<A> {
 impl<A: App> CoreState<A> {
     /// The core's state around what its connections share; its workers
     /// take the ring's parked operations from now on.
-    pub(crate) fn new(shared: Shared<A>, config: &Config) -> Self {
+    pub(crate) fn new(shared: Shared<A>, ring: Rc<Ring>, config: &Config) -> Self {
         let workers = Rc::new(Workers::new());
-        shared.ring.set_unpark(workers.clone());
+        ring.set_unpark(workers.clone());
         CoreState {
             shared: Rc::new(shared),
+            ring,
             connections: RefCell::new(Slab::new()),
             max_connections: config.max_connections as u64,
             workers,

@@ -10,7 +10,8 @@ use std::time::Instant;
 use super::CoreState;
 use crate::app::App;
 use crate::conn::{Parked, Watch};
-use crate::io::transport::{Peer, Transport};
+use crate::io::socket::RingSocket;
+use crate::io::transport::{Peer, PendingRead, Transport};
 
 /// What the core keeps of one open connection: enough to close it when
 /// idle at a drain and to end a read or write that outlived its deadline;
@@ -34,7 +35,9 @@ pub(super) struct Registration<'a, A: App> {
 }
 
 impl<A: App> Registration<'_, A> {
-    pub(super) fn keep_if(mut self, parked: bool) {
+    /// The task lets go of the connection: its entry stays only if it
+    /// was parked.
+    pub(super) fn finish(mut self, parked: bool) {
         self.parked = parked;
     }
 }
@@ -53,7 +56,7 @@ impl<A: App> CoreState<A> {
     /// Registers a new connection and parks it until its first request
     /// arrives (within the header timeout of now, served even while the
     /// core drains).
-    pub(super) fn open(&self, io: Transport, peer: Peer) {
+    pub(super) fn open(&self, io: RingSocket, peer: Peer) {
         let read = io.read_fresh(&mut Vec::new(), false).detach();
         let parked = Parked { io, read, idle_since: Instant::now(), served_any: false };
         let entry = ConnEntry { fd: parked.io.fd(), peer, watch: Rc::default(), parked: None };
@@ -79,7 +82,7 @@ impl<A: App> CoreState<A> {
         };
         entry.watch.idle.set(parked.served_any);
         entry.watch.deadline.set(Some(parked.idle_since + timeout));
-        self.shared.ring.park(&parked.read, key);
+        self.ring.park(&parked.read, key);
         entry.parked = Some(parked);
     }
 

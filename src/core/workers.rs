@@ -25,7 +25,7 @@ use crate::metrics::TimeoutKind;
 use crate::probe::OnRequestPath;
 use crate::recycle::Recycled;
 
-/// Idle workers a core keeps beyond a sweep (see [`work`]).
+/// Idle workers a core keeps beyond a sweep (see [`serve_ready`]).
 pub(super) const IDLE_WORKERS: usize = 64;
 /// Keys and waiters the tables hold before they first grow (see
 /// `io::ring`'s tables): a core's first busy moments allocate nothing.
@@ -156,7 +156,7 @@ impl Unpark for Workers {
 /// A core's workers are as many as it had connections busy at once (an
 /// idle connection has none, see `conn::Parked`); the sweeper ends those idle
 /// beyond [`IDLE_WORKERS`].
-async fn work<A: App>(core: Rc<CoreState<A>>, first: u32) {
+async fn serve_ready<A: App>(core: Rc<CoreState<A>>, first: u32) {
     let mut key = Some(first);
     while let Some(k) = key {
         serve_parked(&core, k).await;
@@ -174,7 +174,7 @@ pub(crate) async fn start_workers<A: App>(core: Rc<CoreState<A>>) {
         core.workers.unattended().await;
         futures_lite::future::yield_now().await;
         while let Some(key) = core.workers.take_unattended() {
-            glommio::spawn_local(OnRequestPath(work(core.clone(), key))).detach();
+            glommio::spawn_local(OnRequestPath(serve_ready(core.clone(), key))).detach();
         }
     }
 }
@@ -207,7 +207,7 @@ async fn serve_parked<A: App>(core: &Rc<CoreState<A>>, key: u32) {
         false
     };
     match AssertUnwindSafe(served).catch_unwind().await {
-        Ok(parked) => registration.keep_if(parked),
+        Ok(parked) => registration.finish(parked),
         Err(_) => error!(%peer, "connection task panicked; connection closed"),
     }
 }

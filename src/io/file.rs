@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use super::ring::{Op, Ring, SpliceInput};
+use super::ring::SpliceInput;
 use super::sys;
 
 /// What a pipe is asked to hold: one splice's worth.
@@ -50,40 +50,12 @@ impl FileBody {
         sys::read_cached(self.fd(), buf, want, offset)
     }
 
-    /// Reads up to `want` bytes at `offset` onto the end of `buf` on the
-    /// ring: the core does not wait for the disk.
-    pub(crate) async fn read_on(
-        &self,
-        ring: &Ring,
-        buf: &mut Vec<u8>,
-        want: usize,
-        offset: u64,
-    ) -> io::Result<usize> {
-        self.make_blocking()?;
-        ring.read_file(self.fd(), buf, want, offset).await
+    /// The file as a splice's input, kept open by the operation.
+    pub(super) fn splice_input(&self) -> SpliceInput {
+        SpliceInput::File(self.file.clone())
     }
 
-    /// Moves up to `len` bytes at `offset` into `pipe` on the ring, without
-    /// a copy.
-    pub(crate) fn splice_into<'r>(
-        &self,
-        ring: &'r Ring,
-        pipe: &Pipe,
-        offset: u64,
-        len: u32,
-    ) -> io::Result<Op<'r>> {
-        self.make_blocking()?;
-        let at = i64::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        Ok(ring.splice(
-            SpliceInput::File(self.file.clone()),
-            at,
-            pipe.write.as_raw_fd(),
-            len,
-            false,
-        ))
-    }
-
-    fn make_blocking(&self) -> io::Result<()> {
+    pub(super) fn make_blocking(&self) -> io::Result<()> {
         if !self.blocking.get() {
             sys::set_nonblocking(self.fd(), false)?;
             self.blocking.set(true);
@@ -103,6 +75,10 @@ pub(crate) struct Pipe {
 }
 
 impl Pipe {
+    pub(super) fn write_fd(&self) -> RawFd {
+        self.write.as_raw_fd()
+    }
+
     fn new() -> io::Result<Pipe> {
         let (read, write) = sys::pipe()?;
         // Best effort: a larger pipe moves a large file in fewer splices;

@@ -1,10 +1,12 @@
 //! Everything that touches the kernel: the system calls (`sys`), a core's
-//! socket ring (`ring`), a connection's socket on it (`transport`), a file
+//! socket ring (`ring`), what a connection needs of its socket
+//! (`transport`, the seam) and a socket on the ring (`socket`), a file
 //! body and the pipes it is spliced through (`file`), and the listening
 //! sockets (`listener`). Nothing here knows HTTP.
 
 pub(crate) mod file;
 pub(crate) mod listener;
 pub(crate) mod ring;
+pub(crate) mod socket;
 pub(crate) mod sys;
 pub(crate) mod transport;

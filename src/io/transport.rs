@@ -1,42 +1,25 @@
-//! A connection's socket on the core's socket ring: reading into the
-//! connection's buffer, writing a buffer out, shutting the sending half.
+//! The seam between a connection and its bytes: [`Transport`], what `conn`
+//! needs of a connection's socket, and nothing more. The server's
+//! transport is `io::socket::RingSocket` (a socket on the core's ring);
+//! `conn`'s unit tests use an in-memory one; a layer that transforms the
+//! bytes (TLS) is another implementation, wrapping a `RingSocket`, and
+//! `conn` does not change.
 //!
-//! Every socket operation of a connection goes through [`Transport`]:
-//! reads and writes on the core's socket [`Ring`], and, in non-blocking
-//! mode ([`NonBlocking`], a guard that puts the socket back), what file
-//! bodies are sent with (`sendfile`, `send` with `MSG_MORE`, a splice
-//! from a pipe). `conn` never sees a descriptor. A layer that transforms
-//! the bytes (TLS) goes between `conn` and this type. Buffers move into an operation and come back with its result,
-//! so the kernel never sees memory the connection could free first: if an
-//! operation's future is dropped (a timeout, a cut connection), the ring
-//! cancels it and keeps the buffer until the kernel lets go of it.
+//! Operations own their buffers: a buffer moves into a read or a write and
+//! comes back with its result, so a completion-based transport never lets
+//! the kernel see memory the connection could free first.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
-
-use socket2::SockRef;
 
 use super::file::{FileBody, Pipe};
-use super::ring::{Detached, Op, OpBuf, Ring, SpliceInput};
-use super::sys;
-use crate::recycle;
+use super::ring::OpBuf;
 
 /// Size (and resting size) of a connection's read buffer.
 pub(crate) const READ_BUF_BYTES: usize = 4 << 10;
-
-/// An accepted TCP connection.
-pub(crate) struct Transport {
-    /// The socket, closed when the transport is dropped; its I/O goes
-    /// through `ring`.
-    socket: OwnedFd,
-    ring: Rc<Ring>,
-}
 
 /// The other end of a connection: an IP address and port, or (`None`) a
 /// process on a Unix socket.
@@ -52,230 +35,115 @@ impl fmt::Display for Peer {
     }
 }
 
-impl Transport {
-    /// Wraps an accepted socket and turns Nagle's algorithm off: responses
-    /// are written whole, so there is nothing to coalesce.
-    pub(crate) fn new(socket: OwnedFd, ring: Rc<Ring>) -> Transport {
-        // Best effort: a socket that refuses TCP_NODELAY still works.
-        let _ = SockRef::from(&socket).set_nodelay(true);
-        Transport { socket, ring }
-    }
+/// What a connection needs of its socket.
+pub(crate) trait Transport {
+    /// A read left in flight with no task waiting for it (an idle
+    /// connection's next receive), to be resumed later.
+    type Parked;
+    /// A read in flight.
+    type Read<'a>: PendingRead<Parked = Self::Parked>
+    where
+        Self: 'a;
+    /// A write (or a splice) in flight: it resolves to the count moved and
+    /// gives the buffer back.
+    type Write<'a>: Future<Output = (io::Result<usize>, OpBuf)>
+    where
+        Self: 'a;
+    /// The socket in non-blocking mode (see [`Transport::non_blocking`]).
+    type NonBlocking<'a>: NonBlockingSend
+    where
+        Self: 'a;
 
-    /// The other end of the connection.
-    pub(crate) fn peer(&self) -> io::Result<Peer> {
-        let addr = SockRef::from(&self.socket).peer_addr()?;
-        Ok(Peer(addr.as_socket()))
-    }
+    /// Starts a read into `buf[at..]`; it resolves to the count read (0:
+    /// the peer closed its side).
+    fn read<'a>(&'a self, buf: &'a mut Vec<u8>, at: usize) -> Self::Read<'a>;
 
-    /// Starts a read into `buf[at..]`: the receive is queued now, and the
-    /// returned [`Read`] resolves to the count read (0: the peer closed).
-    pub(crate) fn read<'a>(&'a self, buf: &'a mut Vec<u8>, at: usize) -> Read<'a> {
-        let op = self.ring.recv(self.fd(), std::mem::take(buf), at);
-        self.reading(op, buf)
-    }
+    /// Starts a read for a connection with nothing buffered, landing at the
+    /// start of `buf` (which may be empty: a transport may hold no buffer
+    /// while the read waits). `later`: the peer has responses to read
+    /// before it sends more.
+    fn read_fresh<'a>(&'a self, buf: &'a mut Vec<u8>, later: bool) -> Self::Read<'a>;
 
-    /// Starts a read for a connection with nothing buffered: the kernel
-    /// picks one of the ring's buffers when data arrives (so `buf`, which
-    /// may be empty, is not held while the read waits), and the data is
-    /// copied to the start of `buf`, grown as needed. `later`: the peer has
-    /// responses to read before it sends more, so the read waits for the
-    /// socket to become readable rather than trying it first.
-    pub(crate) fn read_fresh<'a>(&'a self, buf: &'a mut Vec<u8>, later: bool) -> Read<'a> {
-        if !self.ring.picks_buffers() {
-            if buf.capacity() == 0 {
-                *buf = recycle::take(&recycle::READ_BUFS);
-            }
-            buf.resize(READ_BUF_BYTES, 0);
-            return self.read(buf, 0);
-        }
-        let op = self.ring.recv_picked(self.fd(), later);
-        self.reading(op, buf)
-    }
-
-    /// Awaits a read started by [`Transport::read_fresh`] (or `read`) and
-    /// detached since; its data lands as that read's would, in `buf`.
-    pub(crate) fn resume_read<'a>(&'a self, read: Detached, buf: &'a mut Vec<u8>) -> Read<'a> {
-        let op = self.ring.resume(read);
-        self.reading(op, buf)
-    }
+    /// Awaits a parked read again; its data lands as the read's would, in
+    /// `buf`.
+    fn resume_read<'a>(&'a self, read: Self::Parked, buf: &'a mut Vec<u8>) -> Self::Read<'a>;
 
     /// Writes what the socket takes now of `data[at..]` (waiting until it
-    /// takes something); the count written, and `data` back.
-    pub(crate) fn write(&self, data: OpBuf, at: usize) -> Op<'_> {
-        self.ring.send(self.fd(), data, at)
-    }
+    /// takes something).
+    fn write(&self, data: OpBuf, at: usize) -> Self::Write<'_>;
 
-    /// Closes the sending half, so the peer reads an end of stream after the
+    /// Closes the sending half: the peer reads an end of stream after the
     /// last response.
-    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
-        // SAFETY: the descriptor is the open socket this transport owns.
-        if unsafe { libc::shutdown(self.fd(), libc::SHUT_WR) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
+    fn shutdown_write(&self) -> io::Result<()>;
 
-    /// Completes when the socket can take more: for a sender that found it
-    /// full in non-blocking mode (see [`Transport::non_blocking`]).
-    pub(crate) fn writable(&self) -> Op<'_> {
-        self.ring.writable(self.fd())
-    }
+    /// Switches to non-blocking mode until the returned guard is restored
+    /// (or dropped): the mode in which a sender on the core never waits
+    /// inside the kernel for a client that reads slowly.
+    fn non_blocking(&self) -> io::Result<Self::NonBlocking<'_>>;
 
-    /// Switches the socket to non-blocking mode until the returned guard
-    /// is restored (or dropped): the mode in which a sender on the core
-    /// (`sendfile`, `send` with `MSG_MORE`, a splice from a pipe) never
-    /// waits inside the kernel for a client that reads slowly.
-    pub(crate) fn non_blocking(&self) -> io::Result<NonBlocking<'_>> {
-        sys::set_nonblocking(self.fd(), true)?;
-        Ok(NonBlocking { io: self, restored: false })
-    }
+    /// Reads up to `want` bytes of `file` at `offset` onto the end of
+    /// `buf` without the core waiting for a disk.
+    fn read_file<'a>(
+        &'a self,
+        file: &'a FileBody,
+        buf: &'a mut Vec<u8>,
+        want: usize,
+        offset: u64,
+    ) -> impl Future<Output = io::Result<usize>> + 'a;
 
-    fn reading<'a>(&'a self, op: Op<'a>, buf: &'a mut Vec<u8>) -> Read<'a> {
-        Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
-    }
-
-    pub(crate) fn fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
-    }
-}
-
-/// The socket of a [`Transport`] in non-blocking mode, and what is sent
-/// in that mode. Each send returns `WouldBlock` when the socket is full;
-/// the sender then waits for [`Transport::writable`].
-pub(crate) struct NonBlocking<'a> {
-    io: &'a Transport,
-    restored: bool,
-}
-
-impl NonBlocking<'_> {
-    /// `send(2)` with `MSG_MORE`: the kernel may hold these bytes to leave
-    /// with what follows, in one packet (nginx's `tcp_nopush`).
-    pub(crate) fn send_more(&self, bytes: &[u8]) -> io::Result<usize> {
-        sys::send_more(self.io.fd(), bytes)
-    }
-
-    /// `sendfile(2)` of up to `count` bytes of `file` from `*offset`,
-    /// advancing it: copied in the kernel, on the core.
-    pub(crate) fn sendfile(
+    /// Moves up to `len` bytes of `file` at `offset` into `pipe`, without a
+    /// copy (`EINVAL`: this transport or file system cannot).
+    fn splice_file(
         &self,
         file: &FileBody,
-        offset: &mut u64,
-        count: usize,
-    ) -> io::Result<usize> {
-        sys::sendfile(self.io.fd(), file.fd(), offset, count)
-    }
+        pipe: &Pipe,
+        offset: u64,
+        len: u32,
+    ) -> io::Result<Self::Write<'_>>;
+}
 
-    /// Moves up to `len` bytes out of `pipe` into the socket on the ring,
-    /// without a copy; the operation keeps the pipe open until it
-    /// completes.
-    pub(crate) fn splice_from(&self, pipe: &Rc<Pipe>, len: u32) -> Op<'_> {
-        let input = SpliceInput::Pipe(pipe.clone());
-        self.io.ring.splice(input, -1, self.io.fd(), len, true)
-    }
+/// A read in flight (see [`Transport::read`]).
+pub(crate) trait PendingRead: Future<Output = io::Result<usize>> + Sized {
+    /// What [`PendingRead::detach`] leaves.
+    type Parked;
+
+    /// Lets go of the read without ending it;
+    /// [`Transport::resume_read`] awaits it again.
+    fn detach(self) -> Self::Parked;
+
+    /// Fails with `ENOBUFS` when the transport has no buffer for the data,
+    /// instead of reading into the caller's: for a caller that would rather
+    /// wait again without holding one.
+    fn picked_only(self) -> Self;
+
+    /// Ends the read early; what arrived before is kept and counted.
+    fn cancel(self) -> impl Future<Output = io::Result<usize>>;
+}
+
+/// A socket in non-blocking mode, and what is sent in that mode. Each send
+/// returns `WouldBlock` when the socket is full; the sender then waits for
+/// [`NonBlockingSend::writable`].
+pub(crate) trait NonBlockingSend {
+    /// A splice or a wait in flight.
+    type Op<'a>: Future<Output = (io::Result<usize>, OpBuf)>
+    where
+        Self: 'a;
+
+    /// `send(2)` with `MSG_MORE`: the bytes may wait to leave with what
+    /// follows, in one packet (nginx's `tcp_nopush`).
+    fn send_more(&self, bytes: &[u8]) -> io::Result<usize>;
+
+    /// `sendfile(2)` of up to `count` bytes of `file` from `*offset`,
+    /// advancing it (`EINVAL`: this transport or file system cannot).
+    fn sendfile(&self, file: &FileBody, offset: &mut u64, count: usize) -> io::Result<usize>;
+
+    /// Moves up to `len` bytes out of `pipe` into the socket, without a
+    /// copy.
+    fn splice_from(&self, pipe: &Rc<Pipe>, len: u32) -> Self::Op<'_>;
 
     /// Completes when the socket can take more.
-    pub(crate) fn writable(&self) -> Op<'_> {
-        self.io.writable()
-    }
+    fn writable(&self) -> Self::Op<'_>;
 
     /// Puts the socket back in blocking mode.
-    pub(crate) fn restore(mut self) -> io::Result<()> {
-        self.restored = true;
-        sys::set_nonblocking(self.io.fd(), false)
-    }
-}
-
-impl Drop for NonBlocking<'_> {
-    fn drop(&mut self) {
-        if !self.restored {
-            // The connection is ending on an error: its socket's mode no
-            // longer matters, and a failure here has nowhere to go.
-            let _ = sys::set_nonblocking(self.io.fd(), false);
-        }
-    }
-}
-
-/// A read in flight. Its buffer is with the kernel until the read ends;
-/// the future puts it back. Dropped unfinished, it leaves the buffer empty
-/// (the ring keeps the memory until the kernel lets go of it): a read that
-/// is no longer wanted is ended with [`Read::cancel`] instead.
-pub(crate) struct Read<'a> {
-    op: Op<'a>,
-    buf: &'a mut Vec<u8>,
-    fd: RawFd,
-    ring: &'a Ring,
-    /// When every picked buffer is taken, read into `buf` instead of
-    /// failing with `ENOBUFS`.
-    own_buffer_if_none: bool,
-}
-
-impl<'a> Read<'a> {
-    /// Lets go of the read without ending it; [`Transport::resume_read`]
-    /// awaits it again.
-    pub(crate) fn detach(self) -> Detached {
-        self.op.detach()
-    }
-
-    /// Fails with `ENOBUFS` when the kernel found every picked buffer taken,
-    /// instead of reading again into the caller's buffer: for a caller
-    /// that would rather wait again without holding a buffer.
-    pub(crate) fn picked_only(mut self) -> Read<'a> {
-        self.own_buffer_if_none = false;
-        self
-    }
-
-    /// Ends the read early; what arrived before the cancellation is kept
-    /// and counted.
-    pub(crate) async fn cancel(self) -> io::Result<usize> {
-        let Read { op, buf, ring, .. } = self;
-        let (result, back) = op.cancel().await;
-        settle(ring, result, back, buf)
-    }
-}
-
-impl Future for Read<'_> {
-    type Output = io::Result<usize>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        loop {
-            let (result, back) = std::task::ready!(Pin::new(&mut self.op).poll(cx));
-            let no_buffer = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ENOBUFS));
-            if no_buffer && self.own_buffer_if_none {
-                // Every picked buffer is in use: read into `buf` instead.
-                let this = &mut *self;
-                if this.buf.is_empty() {
-                    *this.buf = recycle::take(&recycle::READ_BUFS);
-                    this.buf.resize(READ_BUF_BYTES, 0);
-                }
-                this.op = this.ring.recv(this.fd, std::mem::take(this.buf), 0);
-                continue;
-            }
-            let this = &mut *self;
-            return Poll::Ready(settle(this.ring, result, back, this.buf));
-        }
-    }
-}
-
-/// Puts a finished read's data where the connection expects it: its own
-/// buffer back in place, or a picked buffer's bytes copied to the start of
-/// `buf`.
-fn settle(
-    ring: &Ring,
-    result: io::Result<usize>,
-    back: OpBuf,
-    buf: &mut Vec<u8>,
-) -> io::Result<usize> {
-    match back {
-        OpBuf::Vec(back) => *buf = back,
-        OpBuf::Picked(id) => {
-            let len = *result.as_ref().unwrap_or(&0);
-            if buf.capacity() == 0 {
-                *buf = recycle::take(&recycle::READ_BUFS);
-                buf.reserve(READ_BUF_BYTES);
-            }
-            ring.take_received(id, len, buf, 0);
-        }
-        OpBuf::None | OpBuf::Bytes(_) | OpBuf::Splice(_) => {}
-    }
-    result
+    fn restore(self) -> io::Result<()>;
 }

@@ -197,11 +197,10 @@ where
             cx,
             &config,
             start.metrics.clone(),
-            ring,
             start.shutdown.clone(),
             access_log.clone(),
         );
-        let state = Rc::new(CoreState::new(shared, &config));
+        let state = Rc::new(CoreState::new(shared, ring, &config));
         if let Err(error) = state.shared.app.on_start(&state.shared.cx).await {
             report(Err(StartError::AppStart { core, error }));
             return CoreExit::NotStarted;
