@@ -97,6 +97,8 @@ mod driver;
 mod ops;
 mod picks;
 mod setup;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use driver::drive;
 use picks::PickRing;
