@@ -62,9 +62,14 @@ fn reaches(edges: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> 
     false
 }
 
+/// Prints the graph (`cargo test --lib layout -- --nocapture` shows it).
 #[test]
 fn top_level_modules_have_no_import_cycles() {
     let edges = edges();
+    for (from, to) in &edges {
+        let to: Vec<&str> = to.iter().map(String::as_str).collect();
+        println!("{from} -> {}", to.join(" "));
+    }
     let cycles: Vec<String> = edges
         .iter()
         .flat_map(|(from, to)| to.iter().map(move |to| (from, to)))

@@ -1,11 +1,13 @@
 //! Properties of the pure `http` module, fed the way the connection loop
 //! feeds it: any stream of valid pipelined requests, split at arbitrary
 //! points, parses to the same requests; any response body, cut into any
-//! chunks by the encoder, decodes back to itself.
+//! chunks by the encoder, decodes back to itself; and the response framing
+//! rules hold for every status, method, version and body.
 
 use proptest::prelude::*;
 use uring_serve::http::{
-    encode_chunk, parse_head, BodyFraming, ChunkedDecoder, DecodeStatus, Limits, LAST_CHUNK,
+    encode_chunk, frame, parse_head, BodyFraming, BodySize, ChunkedDecoder, DecodeStatus, Limits,
+    ResponseFraming, LAST_CHUNK,
 };
 
 const LIMITS: Limits =
@@ -193,5 +195,33 @@ proptest! {
         let (used, status) = decoder.decode(&wire, &mut decoded).expect("encoded chunks decode");
         prop_assert_eq!((used, status), (wire.len(), DecodeStatus::Done));
         prop_assert_eq!(decoded, body);
+    }
+
+    #[test]
+    fn response_framing_follows_the_rules_for_any_response(
+        status in 100u16..700,
+        is_head in any::<bool>(),
+        http10 in any::<bool>(),
+        keep_alive in any::<bool>(),
+        body in prop_oneof![
+            Just(BodySize::Empty),
+            Just(BodySize::Unknown),
+            (0u64..1 << 40).prop_map(BodySize::Known),
+        ],
+    ) {
+        let framed = frame(status, is_head, http10, body, keep_alive);
+        if is_head || matches!(status, 204 | 205 | 304) {
+            prop_assert!(!framed.sends_body);
+        }
+        if framed.framing == ResponseFraming::Chunked {
+            prop_assert!(!http10 && body == BodySize::Unknown && framed.sends_body);
+        }
+        if framed.framing == ResponseFraming::CloseDelimited {
+            prop_assert!(!framed.keep_alive && http10);
+        }
+        if let (ResponseFraming::Length(len), BodySize::Known(known)) = (framed.framing, body) {
+            prop_assert!(len == known || status == 205);
+        }
+        prop_assert!(!framed.keep_alive || keep_alive, "framing never reopens a closing connection");
     }
 }

@@ -20,7 +20,8 @@
 //! left of it), `file` (file bodies: copy, `sendfile`, splice), `write`
 //! (writes under the stall limit, the lingering close), `watch` (the
 //! deadline the core's sweeper enforces), `shared` (what every connection
-//! of a core shares), `head_cache` and `body_rate`.
+//! of a core shares), `heads` (the start of every response head, from
+//! the core's caches), `head_cache` and `body_rate`.
 //!
 //! Hot-path discipline: no allocation per request (`tests/zero_alloc.rs`):
 //! a request's head, its response's header list, the connection's
@@ -108,6 +109,7 @@ mod dispatch;
 mod error;
 mod file;
 mod head_cache;
+mod heads;
 mod read_buf;
 mod respond;
 mod shared;

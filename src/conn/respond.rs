@@ -56,7 +56,7 @@ impl<A: App, T: Transport> Conn<A, T> {
         http10: bool,
         keep_alive: bool,
     ) -> Unsent {
-        let close = self.shared.start_head(response, &mut self.wbuf);
+        let close = self.shared.heads.start(response, &mut self.wbuf);
         let status = response.status();
         self.shared.metrics.count_response(status);
         self.status = Some(status);

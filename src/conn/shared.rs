@@ -1,35 +1,31 @@
 //! [`Shared`]: what every connection of one core shares, made once per
-//! core; and the start of a response head from the core's caches.
+//! core, and the server's own answer on the health path.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tracing::error;
-
-use super::head_cache::HeadCache;
+use super::heads::ResponseHeads;
 use crate::access_log::CoreLog;
 use crate::admission::Admission;
 use crate::app::{App, Context, Response};
 use crate::config::{Config, OptionsAsterisk};
-use crate::http::{self, HttpDate, Limits, Method, ServerHeaders};
+use crate::http::{HttpDate, Limits, Method};
 use crate::io::file::Pipes;
 use crate::metrics::CoreMetrics;
 use crate::proxy::TrustedProxies;
 use crate::shutdown::ShutdownSignal;
 
 /// What every connection of one core shares: the application, the
-/// policy (limits, timeouts, admission), the caches of response heads, the
-/// core's metrics and access log.
+/// policy (limits, timeouts, admission, the paths the server answers
+/// itself), the response-head caches, the core's metrics and access log.
 pub(crate) struct Shared<A> {
     pub(crate) app: A,
     pub(crate) cx: Context,
     pub(crate) limits: Limits,
-    /// `Server` and `Date`, re-rendered once a second.
-    pub(crate) server_headers: RefCell<ServerHeaders>,
-    /// The start of the last response head, while `Date` stands.
-    pub(crate) head_cache: RefCell<HeadCache>,
+    /// The start of every response head, from the core's caches.
+    pub(crate) heads: ResponseHeads,
     pub(crate) admission: Rc<Admission>,
     pub(crate) metrics: Arc<CoreMetrics>,
     pub(crate) timeouts: Timeouts,
@@ -76,11 +72,10 @@ impl<A: App> Shared<A> {
             app,
             cx,
             limits: config.limits(),
-            server_headers: RefCell::new(ServerHeaders::new(
+            heads: ResponseHeads::new(
                 HttpDate::from_system_time(SystemTime::now()),
                 config.server_header.as_deref(),
-            )),
-            head_cache: RefCell::new(HeadCache::default()),
+            ),
             admission: Admission::new(config.limit_concurrency, metrics.clone()),
             metrics,
             timeouts: Timeouts {
@@ -106,32 +101,6 @@ impl<A: App> Shared<A> {
 }
 
 impl<A> Shared<A> {
-    /// Checks `response` and writes the start of its head (status line,
-    /// `Server`, `Date`, the application's headers) with this core's
-    /// values; a response with an invalid status or header is replaced by
-    /// a 500 first. Returns whether its headers ask to close the
-    /// connection. The end of the head is `http::encode_end`.
-    pub(crate) fn start_head(&self, response: &mut Response, out: &mut Vec<u8>) -> bool {
-        let mut cache = self.head_cache.borrow_mut();
-        if let Some(close) = cache.write_known(response, out) {
-            return close;
-        }
-        if !http::is_sendable_head(response.status(), response.headers()) {
-            error!(
-                status = response.status(),
-                "application sent an invalid status or header; answered 500"
-            );
-            *response = Response::internal_error();
-        }
-        let close = response.headers().any(|(n, v)| {
-            n.eq_ignore_ascii_case("connection") && http::connection_has_close(v.as_bytes())
-        });
-        let at = out.len();
-        self.server_headers.borrow().encode_start(response.status(), response.headers(), out);
-        cache.keep(response, &out[at..], close);
-        close
-    }
-
     /// The answer on the health path: 200 while serving, 503 from the
     /// moment a stop was asked for. It is never shed: a busy server is
     /// still a live one.

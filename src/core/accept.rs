@@ -122,7 +122,7 @@ async fn shed_connection<A: App>(io: RingSocket, core: Rc<CoreState<A>>) {
         Body::Full(bytes) => bytes.len() as u64,
         _ => 0,
     };
-    core.shared.start_head(&mut response, &mut out);
+    core.shared.heads.start(&mut response, &mut out);
     http::encode_end(ResponseFraming::Length(body_len), false, false, &mut out);
     if let Body::Full(body) = response.take_body() {
         out.extend_from_slice(&body);

@@ -16,11 +16,10 @@ pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
     loop {
         let now = SystemTime::now();
         let date = HttpDate::from_system_time(now);
-        core.shared.server_headers.borrow_mut().set_date(date);
+        core.shared.heads.set_date(date);
         if let Some(log) = &core.shared.access_log {
             log.set_date(&date);
         }
-        core.shared.head_cache.borrow_mut().clear();
         let into_second = now.duration_since(UNIX_EPOCH).unwrap_or_default().subsec_nanos();
         let to_next = Duration::from_nanos(u64::from(1_000_000_000 - into_second));
         glommio::timer::sleep(to_next).await;
