@@ -14,6 +14,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -168,10 +169,10 @@ pub async fn sleep(duration: Duration) {
     glommio::timer::sleep(duration).await;
 }
 
-/// A request with its whole body.
+/// A request: its head, and its body as it arrives ([`RequestBody`]).
 pub struct Request {
     head: RequestHead,
-    body: Vec<u8>,
+    body: RequestBody,
     peer_addr: Option<SocketAddr>,
     origin: Origin,
 }
@@ -179,7 +180,7 @@ pub struct Request {
 impl Request {
     pub(crate) fn new(
         head: RequestHead,
-        body: Vec<u8>,
+        body: RequestBody,
         peer_addr: Option<SocketAddr>,
         origin: Origin,
     ) -> Request {
@@ -241,14 +242,21 @@ impl Request {
         self.head.headers()
     }
 
-    /// The body (empty when the request had none).
-    pub fn body(&self) -> &[u8] {
-        &self.body
+    /// The body, read as it arrives (see [`RequestBody`]).
+    pub fn body(&mut self) -> &mut RequestBody {
+        &mut self.body
     }
 
-    /// Takes the body.
-    pub fn into_body(self) -> Vec<u8> {
-        self.body
+    /// Takes the body, to read it apart from the request (in a streamed
+    /// response, say); what is left is an empty body.
+    pub fn take_body(&mut self) -> RequestBody {
+        std::mem::take(&mut self.body)
+    }
+
+    /// Reads the whole body (up to `--max-body-bytes`, which the server
+    /// enforces).
+    pub async fn read_body(&mut self) -> Result<Vec<u8>, BodyError> {
+        self.take_body().collect().await
     }
 
     /// The address of the connection's other end: the client, or the proxy
@@ -276,9 +284,162 @@ impl fmt::Debug for Request {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Request")
             .field("head", &self.head)
-            .field("body_len", &self.body.len())
+            .field("body", &self.body)
             .field("peer_addr", &self.peer_addr)
             .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// Why a request body could not be read to its end. The server also
+/// answers for it when the application's response has not started: 408
+/// for `TimedOut`, 413 for `TooLarge`, 400 for `Invalid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The client closed the connection before the body's end.
+    Closed,
+    /// The body paused longer than `--timeout-body`, or came slower than
+    /// `--min-body-rate`.
+    TimedOut,
+    /// The body grew past `--max-body-bytes`.
+    TooLarge,
+    /// The chunked framing was malformed (the message says how).
+    Invalid(String),
+    /// The connection failed while the body was read.
+    Io(String),
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::Closed => {
+                f.write_str("the client closed the connection before the body's end")
+            }
+            BodyError::TimedOut => {
+                f.write_str("the request body stalled (--timeout-body or --min-body-rate)")
+            }
+            BodyError::TooLarge => f.write_str("the request body is larger than --max-body-bytes"),
+            BodyError::Invalid(why) => write!(f, "invalid request body: {why}"),
+            BodyError::Io(why) => write!(f, "the connection failed while the body was read: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// The next piece of a request body: `None` at its end.
+pub(crate) type NextPiece = Option<Result<Vec<u8>, BodyError>>;
+
+/// Where a streamed request body comes from: the connection (see `conn`).
+pub(crate) trait BodySource {
+    /// The next piece of the body, read from the connection when nothing
+    /// is buffered (with the server's body timeouts and limits).
+    fn next_piece(self: Rc<Self>) -> Pin<Box<dyn Future<Output = NextPiece>>>;
+}
+
+/// A request body, read as it arrives: each piece is read from the
+/// connection only when asked for, so a handler that reads slowly slows
+/// the client (TCP backpressure), never the server's memory. A client that
+/// sent `Expect: 100-continue` gets its `100 Continue` when the body is
+/// first read, and none if the handler answers without reading it.
+///
+/// Read it piece by piece ([`RequestBody::piece`], or as a
+/// [`Stream`]), or whole ([`RequestBody::collect`]). A body the handler
+/// leaves unread closes the connection after the response.
+#[derive(Default)]
+pub struct RequestBody {
+    /// What is already here, handed out first.
+    buffered: Option<Vec<u8>>,
+    /// The rest, from the connection.
+    source: Option<Rc<dyn BodySource>>,
+    pending: Option<Pin<Box<dyn Future<Output = NextPiece>>>>,
+    declared: Option<u64>,
+}
+
+impl RequestBody {
+    /// A body that is all here already.
+    pub(crate) fn complete(body: Vec<u8>) -> RequestBody {
+        let declared = Some(body.len() as u64);
+        let buffered = (!body.is_empty()).then_some(body);
+        RequestBody { buffered, source: None, pending: None, declared }
+    }
+
+    /// A body read from `source` as it is asked for.
+    pub(crate) fn streamed(source: Rc<dyn BodySource>, declared: Option<u64>) -> RequestBody {
+        RequestBody { buffered: None, source: Some(source), pending: None, declared }
+    }
+
+    /// The length the client declared (`Content-Length`); `None` for a
+    /// chunked body, whose length is known only at its end.
+    pub fn declared_len(&self) -> Option<u64> {
+        self.declared
+    }
+
+    /// The whole body, if all of it has arrived already (no read, no
+    /// `100 Continue`); else `None`, and the body is left as it was.
+    pub fn whole_if_here(&mut self) -> Option<Vec<u8>> {
+        if self.source.is_some() {
+            return None;
+        }
+        Some(self.buffered.take().unwrap_or_default())
+    }
+
+    /// The body as a response body stream: for a handler that answers with
+    /// what it reads (see [`Response::stream`]).
+    pub fn into_stream(self) -> impl Stream<Item = Result<Vec<u8>, BoxError>> {
+        futures_lite::StreamExt::map(self, |piece| piece.map_err(BoxError::from))
+    }
+
+    /// The next piece of the body, `None` at its end. An error ends the
+    /// body: later calls return `None`.
+    pub async fn piece(&mut self) -> Option<Result<Vec<u8>, BodyError>> {
+        futures_lite::StreamExt::next(self).await
+    }
+
+    /// Reads the rest of the body into one vector.
+    pub async fn collect(mut self) -> Result<Vec<u8>, BodyError> {
+        let mut whole = Vec::new();
+        while let Some(piece) = self.piece().await {
+            let piece = piece?;
+            if whole.is_empty() {
+                whole = piece;
+            } else {
+                whole.extend_from_slice(&piece);
+            }
+        }
+        Ok(whole)
+    }
+}
+
+impl Stream for RequestBody {
+    type Item = Result<Vec<u8>, BodyError>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if let Some(piece) = this.buffered.take() {
+            return std::task::Poll::Ready(Some(Ok(piece)));
+        }
+        let Some(source) = &this.source else { return std::task::Poll::Ready(None) };
+        let pending = this.pending.get_or_insert_with(|| source.clone().next_piece());
+        let piece = std::task::ready!(pending.as_mut().poll(cx));
+        this.pending = None;
+        if !matches!(piece, Some(Ok(_))) {
+            this.source = None;
+        }
+        std::task::Poll::Ready(piece)
+    }
+}
+
+impl fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("declared", &self.declared)
+            .field("buffered", &self.buffered.as_ref().map(Vec::len))
+            .field("streamed", &self.source.is_some())
             .finish()
     }
 }

@@ -71,7 +71,9 @@ mod recycle;
 mod server;
 mod shutdown;
 
-pub use app::{sleep, App, Body, BodyStream, BoxError, Context, Request, Response};
+pub use app::{
+    sleep, App, Body, BodyError, BodyStream, BoxError, Context, Request, RequestBody, Response,
+};
 pub use blocking::BlockingError;
 pub use config::{AccessLogTarget, Config, ConfigError, LogFormat, OptionsAsterisk, RingSetup};
 pub use cores::{CoreId, Cores, CoresError};

@@ -107,7 +107,8 @@ fn too_many_headers_is_431() {
 
 #[test]
 fn a_chunked_body_growing_past_the_limit_is_413() {
-    let mut raw = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut raw =
+        b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     let chunk = vec![b'x'; 1 << 20];
     for _ in 0..9 {
         raw.extend_from_slice(b"100000\r\n");

@@ -69,10 +69,28 @@ fn keep_alive_activity_keeps_a_connection_open() {
 fn a_stalled_body_gets_408() {
     let server = short_timeouts();
     let mut c = Client::connect(server.local_addr());
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
     let r = c.read_response();
     assert_eq!(r.status, 408);
     assert!(c.is_closed_by_server());
+}
+
+/// A handler that answers as the body arrives (the echo) has sent its
+/// head when the body stalls: the response is cut short and the
+/// connection closed, so the client can tell.
+#[test]
+fn a_stalled_body_cuts_a_streamed_answer_short() {
+    let server = short_timeouts();
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+    let started = Instant::now();
+    let mut got = Vec::new();
+    c.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = std::io::Read::read_to_end(&mut c.stream, &mut got);
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(got.contains("Content-Length: 10\r\n") && got.ends_with("\r\n\r\nabc"), "{got}");
+    assert!(started.elapsed() >= SHORT / 2, "cut before the body timeout");
 }
 
 #[test]
@@ -174,7 +192,7 @@ fn min_body_rate(bytes_per_second: u64) -> ServerHandle {
 fn a_body_trickled_below_the_minimum_rate_gets_408() {
     let server = min_body_rate(500);
     let mut c = Client::connect(server.local_addr());
-    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
+    c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n");
     let started = Instant::now();
     // A byte every 150 ms (each pause within --timeout-body) until the
     // answer comes.

@@ -5,7 +5,8 @@
 //! |---|---|
 //! | `GET /plaintext` | 200 `Hello, World!`, `text/plain` |
 //! | `GET /json` | 200 `{"message":"Hello, World!"}`, `application/json` |
-//! | `POST /echo` | 200, the request body back byte for byte |
+//! | `POST /echo` | 200, the request body back byte for byte, streamed as it arrives (`Content-Length` as the request declared it, else chunked) |
+//! | `POST /upload` | 200 `N bytes` once the body is read, piece by piece, keeping none of it (413, 408, 400 when the body fails) |
 //! | `GET /sleep?ms=N` | 200 after an async timer of N ms (never blocks the core) |
 //! | `GET /blocking?ms=N` | 200 after N ms of `thread::sleep` on the core's blocking pool (503 when the pool is full) |
 //! | `GET /panic` | the handler panics: 500 for this request, the server keeps serving |
@@ -41,7 +42,7 @@ impl BenchApp {
 }
 
 impl App for BenchApp {
-    async fn call(&self, req: Request, cx: &Context) -> Response {
+    async fn call(&self, mut req: Request, cx: &Context) -> Response {
         let is_get = matches!(req.method(), Method::Get | Method::Head);
         match req.path() {
             "/plaintext" if is_get => {
@@ -57,7 +58,29 @@ impl App for BenchApp {
                     .filter(|v| crate::http::is_valid_header_value(v))
                     .unwrap_or("application/octet-stream")
                     .to_string();
-                Response::new(200).header("content-type", content_type).body(req.into_body())
+                let response = Response::new(200).header("content-type", content_type);
+                let mut body = req.take_body();
+                // A body that is all here goes back in one piece; one still
+                // arriving is streamed back as it comes, with its length
+                // when the client declared one.
+                match (body.whole_if_here(), body.declared_len()) {
+                    (Some(whole), _) => response.body(whole),
+                    (None, Some(len)) => response.stream_sized(len, body.into_stream()),
+                    (None, None) => response.stream(body.into_stream()),
+                }
+            }
+            "/upload" if req.method() == Method::Post => {
+                let mut read = 0u64;
+                while let Some(piece) = req.body().piece().await {
+                    match piece {
+                        Ok(piece) => read += piece.len() as u64,
+                        // The server answers a failed body (413, 408, 400).
+                        Err(e) => return Response::plain(400, format!("{e}\n")),
+                    }
+                }
+                Response::new(200)
+                    .header("content-type", "text/plain")
+                    .body(format!("{read} bytes\n"))
             }
             "/blocking" if is_get => match parse_ms(&req) {
                 Some(ms) => {
@@ -88,7 +111,7 @@ impl App for BenchApp {
                 ),
             },
             "/plaintext" | "/json" | "/sleep" | "/blocking" | "/panic" => not_allowed("GET, HEAD"),
-            "/echo" => not_allowed("POST"),
+            "/echo" | "/upload" => not_allowed("POST"),
             _ => Response::plain(404, "not found\n"),
         }
     }

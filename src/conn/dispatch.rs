@@ -9,11 +9,13 @@ use std::task::Poll;
 
 use tracing::{debug, error};
 
-use super::body::BodyRead;
+use std::rc::Rc;
+
+use super::body::{self, Arrival, BodyEnd, BodyReader, Failure};
 use super::error::ConnError;
 use super::{Conn, Next, Shared, Unsent};
-use crate::app::{App, Request, Response};
-use crate::http::{BodyFraming, Method, ParseError, RequestHead, Version};
+use crate::app::{App, Body, Request, RequestBody, Response};
+use crate::http::{self, BodyFraming, Method, ParseError, RequestHead, Version};
 use crate::io::transport::Transport;
 use crate::metrics::TimeoutKind;
 use crate::proxy::{self, Origin};
@@ -47,19 +49,25 @@ impl<A: App, T: Transport> Conn<A, T> {
             self.shared.metrics.shed_concurrency.inc();
             return self.respond(Response::service_unavailable(), is_head, http10, false).await;
         };
-        // Most requests have no body: they skip the body reader's future.
-        let body = match head.framing() {
-            BodyFraming::Empty => BodyRead::Complete(Vec::new()),
-            _ => self.read_body(&head).await?,
-        };
-        let body = match body {
-            BodyRead::Complete(body) => body,
-            BodyRead::Eof => return Ok(Next::Close),
-            BodyRead::TimedOut => {
-                self.time_out(TimeoutKind::Body).await?;
-                return Ok(Next::Close);
+        // Most requests have no body, or all of it is here already: the
+        // application gets it whole. The rest is read as the application
+        // asks, from the connection, after the responses before it.
+        let arrival = body::arrival(
+            head.framing(),
+            head.expect_continue(),
+            &mut self.rbuf,
+            &self.io,
+            &self.watch,
+            self.shared.timeouts,
+            &self.shared.limits,
+        );
+        let (body, reader) = match arrival {
+            Arrival::Whole(body) => (RequestBody::complete(body), None),
+            Arrival::Streamed(reader, declared) => {
+                self.flush().await?;
+                (reader.body(declared), Some(reader))
             }
-            BodyRead::Invalid(e) => {
+            Arrival::Refused(e) => {
                 self.refuse(e, is_head).await?;
                 return Ok(Next::Close);
             }
@@ -67,7 +75,8 @@ impl<A: App, T: Transport> Conn<A, T> {
         self.shared.metrics.requests.inc();
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer.0, origin);
-        let (mut response, keep_alive) = match call_app(&self.shared, request).await {
+        let shared = self.shared.clone();
+        let (mut response, keep_alive) = match call_app(&shared, request).await {
             Some(response) => (response, keep_alive),
             None => {
                 self.shared.metrics.app_panics.inc();
@@ -75,11 +84,54 @@ impl<A: App, T: Transport> Conn<A, T> {
                 (Response::internal_error(), false)
             }
         };
-        let keep_alive = keep_alive && self.may_go_on_after();
-        match self.encode_response(&mut response, is_head, http10, keep_alive) {
-            Unsent::Nothing(next) => Ok(next),
-            unsent => self.send_rest(unsent).await,
+        let mut keep_alive = keep_alive && self.may_go_on_after();
+        if let Some(reader) = &reader {
+            // A body that failed before the response started is answered
+            // by the server; one left unread closes the connection (unless
+            // a streamed response reads the rest).
+            let end = reader.failure();
+            match end {
+                Some(Failure::TimedOut) => {
+                    self.time_out(TimeoutKind::Body).await?;
+                    return Ok(Next::Close);
+                }
+                Some(Failure::Refused(e)) => {
+                    self.refuse(e, is_head).await?;
+                    return Ok(Next::Close);
+                }
+                Some(Failure::Gone) => return Ok(Next::Close),
+                None => {}
+            }
+            let streamed = matches!(response.body_ref(), Body::Stream(_) | Body::Sized(..));
+            keep_alive &= streamed || reader.is_complete();
+            if streamed && reader.take_continue() {
+                // The response reads the body as it is written: the client
+                // holding it back must hear `100 Continue` first.
+                self.wbuf.extend_from_slice(http::CONTINUE);
+            }
         }
+        let next = match self.encode_response(&mut response, is_head, http10, keep_alive) {
+            Unsent::Nothing(next) => next,
+            unsent => self.send_rest(unsent).await?,
+        };
+        match reader.map(|reader| self.reclaim(reader)) {
+            Some(false) => Ok(Next::Close),
+            _ => Ok(next),
+        }
+    }
+
+    /// Takes the read buffer back from a body's reader once the response
+    /// is written: `true` when the whole body was read and the connection
+    /// can read its next request; else the connection closes.
+    fn reclaim(&mut self, reader: Rc<BodyReader<T>>) -> bool {
+        let Ok(reader) = Rc::try_unwrap(reader) else { return false };
+        let Some(state) = reader.state.into_inner() else { return false };
+        if state.interrupted {
+            return false;
+        }
+        let complete = matches!(state.end, Some(BodyEnd::Complete));
+        self.rbuf = state.rbuf;
+        complete
     }
 
     /// Who sent the request, as far as the server believes proxies.

@@ -184,7 +184,7 @@ impl<A: App, T: Transport> Conn<A, T> {
         let socket = self.io.non_blocking()?;
         self.body_bytes = sent;
         let sent = &mut self.body_bytes;
-        let spliced = splice_through(&self.io, &socket, stall, file, &pipe, offset, sent, len);
+        let spliced = splice_through(&*self.io, &socket, stall, file, &pipe, offset, sent, len);
         let result = spliced.await;
         socket.restore()?;
         match result? {

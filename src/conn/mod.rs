@@ -131,7 +131,8 @@ use write::{write_pending, write_pending_beside, LINGER, WRITE_HIGH_WATER};
 /// ring under the connection's key. No task, no buffer, no future: this is
 /// what an open keep-alive connection costs while it waits.
 pub(crate) struct Parked<T: Transport = RingSocket> {
-    pub(crate) io: T,
+    /// Shared with a request body's reader while one is read.
+    pub(crate) io: Rc<T>,
     pub(crate) read: T::Parked,
     /// When it became ready for its next request.
     pub(crate) idle_since: Instant,
@@ -161,7 +162,8 @@ pub(crate) enum Next {
 
 /// One connection while it is busy, over its transport `T`.
 pub(crate) struct Conn<A, T: Transport = RingSocket> {
-    io: T,
+    /// Shared with a request body's reader while one is read.
+    io: Rc<T>,
     peer: Peer,
     shared: Rc<Shared<A>>,
     rbuf: ReadBuf,
@@ -180,15 +182,6 @@ pub(crate) struct Conn<A, T: Transport = RingSocket> {
     status: Option<u16>,
     /// The body bytes of the last response encoded.
     body_bytes: u64,
-}
-
-/// How long a read may wait.
-#[derive(Debug, Clone, Copy)]
-enum Wait {
-    /// Until this instant.
-    Until(Instant),
-    /// This long from after the pending responses are written.
-    For(Duration),
 }
 
 /// How a read with a deadline ended.
@@ -278,7 +271,7 @@ impl<A: App, T: Transport> Conn<A, T> {
             // no busy futures meanwhile.
             let read = self.io.resume_read(read, &mut self.rbuf.buf);
             let stall = Stall { watch: &self.watch, limit: self.shared.timeouts.write };
-            let read = write_pending_beside(read, &self.io, &mut self.wbuf, stall).await?;
+            let read = write_pending_beside(read, &*self.io, &mut self.wbuf, stall).await?;
             recycle::give(&recycle::WRITE_BUFS, std::mem::take(&mut self.wbuf));
             self.idle_since = Instant::now();
             if !self.shared.draining.get() {
@@ -338,7 +331,7 @@ impl<A: App, T: Transport> Conn<A, T> {
                         self.idle_since
                     };
                     let deadline = started + self.shared.timeouts.request_header;
-                    match self.fill(0, Wait::Until(deadline)).await? {
+                    match self.fill(0, deadline).await? {
                         Fill::Data => {}
                         Fill::Eof => return Ok(Outcome::Gone),
                         Fill::TimedOut if self.rbuf.filled().is_empty() => {
@@ -373,56 +366,45 @@ impl<A: App, T: Transport> Conn<A, T> {
         Ok(Outcome::Idle(self.io.read_fresh(&mut self.rbuf.buf, true).detach()))
     }
 
-    /// Flushes pending responses, then reads more, waiting as `wait` says.
+    /// Flushes pending responses, then reads more of a request head, until
+    /// `deadline` at most.
     ///
     /// The receive is queued before the responses are written, so both
-    /// reach the kernel in one submission; its deadline starts once they
-    /// are written.
-    async fn fill(&mut self, want: usize, wait: Wait) -> Result<Fill, ConnError> {
-        Ok(self.fill_timed(want, wait).await?.0)
-    }
-
-    /// [`Conn::fill`], also returning when it began to wait for the client
-    /// (after the pending responses were written).
-    async fn fill_timed(&mut self, want: usize, wait: Wait) -> Result<(Fill, Instant), ConnError> {
+    /// reach the kernel in one submission.
+    async fn fill(&mut self, want: usize, deadline: Instant) -> Result<Fill, ConnError> {
         // After a deadline the read side is shut: the read still returns
         // what raced it, then the end.
         self.rbuf.reserve(want);
         let Conn { io, rbuf, wbuf, shared, watch, .. } = self;
+        let io = &**io;
         let read = io.read(&mut rbuf.buf, rbuf.end);
         let stall = Stall { watch, limit: shared.timeouts.write };
         let read = write_pending_beside(read, io, wbuf, stall).await?;
-        let now = Instant::now();
-        let deadline = match wait {
-            Wait::Until(deadline) => deadline,
-            Wait::For(timeout) => now + timeout,
-        };
-        if now >= deadline {
+        if Instant::now() >= deadline {
             if let Ok(n) = read.cancel().await {
                 rbuf.advance(n);
             }
-            return Ok((Fill::TimedOut, now));
+            return Ok(Fill::TimedOut);
         }
         watch.deadline.set(Some(deadline));
         let result = read.await;
         watch.deadline.set(None);
-        let fill = match result {
-            Ok(0) if watch.timed_out.get() => Fill::TimedOut,
-            Ok(0) => Fill::Eof,
+        match result {
+            Ok(0) if watch.timed_out.get() => Ok(Fill::TimedOut),
+            Ok(0) => Ok(Fill::Eof),
             Ok(n) => {
                 rbuf.advance(n);
-                Fill::Data
+                Ok(Fill::Data)
             }
-            Err(e) => return Err(e.into()),
-        };
-        Ok((fill, now))
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Writes the pending responses; a client that does not take them
     /// within the write timeout loses the connection.
     async fn flush(&mut self) -> Result<(), ConnError> {
         let stall = Stall { watch: &self.watch, limit: self.shared.timeouts.write };
-        write_pending(&self.io, &mut self.wbuf, stall).await
+        write_pending(&*self.io, &mut self.wbuf, stall).await
     }
 
     /// Records a request that was handled (from its parsed head) in the
@@ -448,6 +430,6 @@ impl<A: App, T: Transport> Conn<A, T> {
 
     /// A server-side close: see [`linger`], for [`LINGER`] at most.
     pub(crate) async fn linger_close(&mut self) {
-        linger(&self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
+        linger(&*self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
     }
 }

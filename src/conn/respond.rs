@@ -92,7 +92,7 @@ impl<A: App, T: Transport> Conn<A, T> {
             Unsent::Bytes(bytes, next) => {
                 self.flush().await?;
                 let stall = Stall { watch: &self.watch, limit: self.shared.timeouts.write };
-                write_all(&self.io, OpBuf::Bytes(bytes), Some(stall)).await.0?;
+                write_all(&*self.io, OpBuf::Bytes(bytes), Some(stall)).await.0?;
                 Ok(next)
             }
             Unsent::Stream(stream, framing, next) => {

@@ -58,7 +58,8 @@ impl<A: App> CoreState<A> {
     /// core drains).
     pub(super) fn open(&self, io: RingSocket, peer: Peer) {
         let read = io.read_fresh(&mut Vec::new(), false).detach();
-        let parked = Parked { io, read, idle_since: Instant::now(), served_any: false };
+        let parked =
+            Parked { io: Rc::new(io), read, idle_since: Instant::now(), served_any: false };
         let entry = ConnEntry { fd: parked.io.fd(), peer, watch: Rc::default(), parked: None };
         let key = {
             let mut connections = self.connections.borrow_mut();

@@ -36,7 +36,7 @@ impl fmt::Display for Peer {
 }
 
 /// What a connection needs of its socket.
-pub(crate) trait Transport {
+pub(crate) trait Transport: 'static {
     /// A read left in flight with no task waiting for it (an idle
     /// connection's next receive), to be resumed later.
     type Parked;
