@@ -347,42 +347,62 @@ pub(crate) trait BodySource {
 /// Read it piece by piece ([`RequestBody::piece`], or as a
 /// [`Stream`]), or whole ([`RequestBody::collect`]). A body the handler
 /// leaves unread closes the connection after the response.
-#[derive(Default)]
-pub struct RequestBody {
-    /// What is already here, handed out first.
-    buffered: Option<Vec<u8>>,
-    /// The rest, from the connection.
+pub struct RequestBody(Arrival);
+
+/// Small when the body is all here (the common case): a request moves
+/// into the application's future, and every byte of it is copied then.
+enum Arrival {
+    /// All of it (or what is left of it: empty once handed over).
+    Here(Vec<u8>),
+    /// Still arriving.
+    Arriving(Box<Arriving>),
+}
+
+struct Arriving {
+    /// `None` once the body ended.
     source: Option<Rc<dyn BodySource>>,
     pending: Option<Pin<Box<dyn Future<Output = NextPiece>>>>,
     declared: Option<u64>,
 }
 
+impl Default for RequestBody {
+    fn default() -> RequestBody {
+        RequestBody(Arrival::Here(Vec::new()))
+    }
+}
+
 impl RequestBody {
     /// A body that is all here already.
     pub(crate) fn complete(body: Vec<u8>) -> RequestBody {
-        let declared = Some(body.len() as u64);
-        let buffered = (!body.is_empty()).then_some(body);
-        RequestBody { buffered, source: None, pending: None, declared }
+        RequestBody(Arrival::Here(body))
     }
 
     /// A body read from `source` as it is asked for.
     pub(crate) fn streamed(source: Rc<dyn BodySource>, declared: Option<u64>) -> RequestBody {
-        RequestBody { buffered: None, source: Some(source), pending: None, declared }
+        RequestBody(Arrival::Arriving(Box::new(Arriving {
+            source: Some(source),
+            pending: None,
+            declared,
+        })))
     }
 
-    /// The length the client declared (`Content-Length`); `None` for a
-    /// chunked body, whose length is known only at its end.
+    /// The body's length when it is known before it is read: declared by
+    /// the client (`Content-Length`), or the length of a body already all
+    /// here. `None` for a chunked body still arriving.
     pub fn declared_len(&self) -> Option<u64> {
-        self.declared
+        match &self.0 {
+            Arrival::Here(body) => Some(body.len() as u64),
+            Arrival::Arriving(arriving) => arriving.declared,
+        }
     }
 
     /// The whole body, if all of it has arrived already (no read, no
     /// `100 Continue`); else `None`, and the body is left as it was.
     pub fn whole_if_here(&mut self) -> Option<Vec<u8>> {
-        if self.source.is_some() {
-            return None;
+        match &mut self.0 {
+            Arrival::Here(body) => Some(std::mem::take(body)),
+            Arrival::Arriving(_) => None,
         }
-        Some(self.buffered.take().unwrap_or_default())
     }
 
     /// The body as a response body stream: for a handler that answers with
@@ -419,16 +439,17 @@ impl Stream for RequestBody {
         self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if let Some(piece) = this.buffered.take() {
-            return std::task::Poll::Ready(Some(Ok(piece)));
-        }
-        let Some(source) = &this.source else { return std::task::Poll::Ready(None) };
-        let pending = this.pending.get_or_insert_with(|| source.clone().next_piece());
+        let arriving = match &mut self.get_mut().0 {
+            Arrival::Here(body) if body.is_empty() => return std::task::Poll::Ready(None),
+            Arrival::Here(body) => return std::task::Poll::Ready(Some(Ok(std::mem::take(body)))),
+            Arrival::Arriving(arriving) => arriving,
+        };
+        let Some(source) = &arriving.source else { return std::task::Poll::Ready(None) };
+        let pending = arriving.pending.get_or_insert_with(|| source.clone().next_piece());
         let piece = std::task::ready!(pending.as_mut().poll(cx));
-        this.pending = None;
+        arriving.pending = None;
         if !matches!(piece, Some(Ok(_))) {
-            this.source = None;
+            arriving.source = None;
         }
         std::task::Poll::Ready(piece)
     }
@@ -436,11 +457,16 @@ impl Stream for RequestBody {
 
 impl fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestBody")
-            .field("declared", &self.declared)
-            .field("buffered", &self.buffered.as_ref().map(Vec::len))
-            .field("streamed", &self.source.is_some())
-            .finish()
+        match &self.0 {
+            Arrival::Here(body) => {
+                f.debug_struct("RequestBody").field("here", &body.len()).finish()
+            }
+            Arrival::Arriving(arriving) => f
+                .debug_struct("RequestBody")
+                .field("declared", &arriving.declared)
+                .field("ended", &arriving.source.is_none())
+                .finish(),
+        }
     }
 }
 

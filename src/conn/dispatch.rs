@@ -52,15 +52,18 @@ impl<A: App, T: Transport> Conn<A, T> {
         // Most requests have no body, or all of it is here already: the
         // application gets it whole. The rest is read as the application
         // asks, from the connection, after the responses before it.
-        let arrival = body::arrival(
-            head.framing(),
-            head.expect_continue(),
-            &mut self.rbuf,
-            &self.io,
-            &self.watch,
-            self.shared.timeouts,
-            &self.shared.limits,
-        );
+        let arrival = match head.framing() {
+            BodyFraming::Empty => Arrival::Whole(Vec::new()),
+            framing => body::arrival(
+                framing,
+                head.expect_continue(),
+                &mut self.rbuf,
+                &self.io,
+                &self.watch,
+                self.shared.timeouts,
+                &self.shared.limits,
+            ),
+        };
         let (body, reader) = match arrival {
             Arrival::Whole(body) => (RequestBody::complete(body), None),
             Arrival::Streamed(reader, declared) => {
@@ -75,8 +78,7 @@ impl<A: App, T: Transport> Conn<A, T> {
         self.shared.metrics.requests.inc();
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer.0, origin);
-        let shared = self.shared.clone();
-        let (mut response, keep_alive) = match call_app(&shared, request).await {
+        let (mut response, keep_alive) = match call_app(&self.shared, request).await {
             Some(response) => (response, keep_alive),
             None => {
                 self.shared.metrics.app_panics.inc();
