@@ -1,5 +1,6 @@
-//! The application interface: [`App`], [`Request`], [`Response`], [`Body`]
-//! and [`Context`].
+//! The application interface: [`App`], [`Request`] (with its
+//! [`RequestBody`], read as it arrives), [`Response`], [`Body`] and
+//! [`Context`].
 //!
 //! An application is built once per core by the factory given to
 //! [`crate::Builder::serve`] and lives on that core only, so it may hold
