@@ -58,7 +58,7 @@ pub struct Cli {
 
     /// Largest request body; bigger ones get 413. Accepts K, M, G suffixes
     /// (powers of 1024).
-    #[arg(long, env = "URING_SERVE_MAX_BODY_BYTES", default_value = "1M", value_parser = parse_bytes, help_heading = "Limits")]
+    #[arg(long, env = "URING_SERVE_MAX_BODY_BYTES", default_value = "100M", value_parser = parse_bytes, help_heading = "Limits")]
     pub max_body_bytes: u64,
 
     /// Largest request head (request line and headers); bigger ones get 431

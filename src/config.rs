@@ -27,8 +27,15 @@ pub mod defaults {
     /// `--backlog`: 2048, as uvicorn and gunicorn (per core here: each core
     /// has its own listening socket and accept queue).
     pub const BACKLOG: u32 = 2048;
-    /// `--max-body-bytes`: 1 MiB, as nginx's `client_max_body_size`.
-    pub const MAX_BODY_BYTES: u64 = 1 << 20;
+    /// `--max-body-bytes`: 100 MiB, chosen for what users upload (photos,
+    /// documents, short videos), not for what fits in memory: a body is
+    /// read as the application asks, so one streamed through costs the
+    /// server about one read buffer whatever its size. The bound still
+    /// matters to a handler that collects bodies whole (`read_body`): it
+    /// holds at most this much per request. Larger uploads are an opt-in
+    /// (stream them, and raise the limit). nginx's `client_max_body_size`
+    /// is 1 MiB because nginx buffers bodies; uvicorn sets none.
+    pub const MAX_BODY_BYTES: u64 = 100 << 20;
     /// `--max-header-bytes`: 16 KiB, as uvicorn's h11 default.
     pub const MAX_HEADER_BYTES: usize = 16 << 10;
     /// `--max-headers`: 100, as hyper and gunicorn.
@@ -98,7 +105,7 @@ pub struct Config {
     /// incoming connections until the old one stops (a zero-downtime
     /// restart). Default is `false`: a port in use is an error.
     pub join_reuseport: bool,
-    /// Largest request body. Default is 1 MiB.
+    /// Largest request body. Default is 100 MiB.
     pub max_body_bytes: u64,
     /// Largest request head. Default is 16 KiB.
     pub max_header_bytes: usize,

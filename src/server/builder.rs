@@ -82,7 +82,7 @@ impl Builder {
         self
     }
 
-    /// Largest request body accepted (413 beyond). Default is 1 MiB.
+    /// Largest request body accepted (413 beyond). Default is 100 MiB.
     pub fn max_body_bytes(mut self, bytes: u64) -> Builder {
         self.config.max_body_bytes = bytes;
         self
