@@ -90,3 +90,82 @@ fn get_with_a_body_has_it_consumed() {
     assert_eq!(r.status, 200);
     assert_eq!(c.get("/json").status, 200);
 }
+
+/// The echo answers as the body arrives: the first part comes back before
+/// the client has sent the rest (the body is never held whole).
+#[test]
+fn a_body_is_echoed_as_it_arrives() {
+    let server = support::start();
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n");
+    c.send(b"first");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    c.stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    while !got.ends_with(b"first") {
+        let n = std::io::Read::read(&mut c.stream, &mut buf).expect("the echo of the first part");
+        assert!(n > 0, "closed before echoing the first part");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).contains("Content-Length: 10\r\n"));
+    c.send(b"later");
+    let mut rest = [0u8; 5];
+    std::io::Read::read_exact(&mut c.stream, &mut rest).expect("the echo of the rest");
+    assert_eq!(&rest, b"later");
+    // The body was read to its end: the connection goes on.
+    assert_eq!(c.get("/plaintext").status, 200);
+}
+
+/// A body can be much larger than anything the server buffers: counted
+/// piece by piece as it arrives.
+#[test]
+fn a_large_chunked_upload_is_read_piece_by_piece() {
+    let server = support::start();
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let writer = {
+        let mut stream = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let chunk = vec![b'u'; 256 << 10];
+            for _ in 0..24 {
+                std::io::Write::write_all(&mut stream, b"40000\r\n").unwrap();
+                std::io::Write::write_all(&mut stream, &chunk).unwrap();
+                std::io::Write::write_all(&mut stream, b"\r\n").unwrap();
+            }
+            std::io::Write::write_all(&mut stream, b"0\r\n\r\n").unwrap();
+        })
+    };
+    let r = c.read_response();
+    writer.join().unwrap();
+    assert_eq!((r.status, r.text()), (200, format!("{} bytes\n", 24 * (256 << 10))));
+}
+
+/// RFC 9110 §10.1.1: a server may answer without reading the body; then it
+/// sends no 100 (Continue), and the connection closes after the answer.
+#[test]
+fn a_body_the_handler_does_not_read_gets_no_continue_and_closes() {
+    let server = support::start();
+    let mut c = Client::connect(server.local_addr());
+    c.send(
+        b"POST /plaintext HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
+    let r = c.read_response();
+    assert_eq!(r.status, 405, "answered without the body, no 100 first");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.is_closed_by_server());
+}
+
+/// A handler that reads the body whole sends its 100 (Continue) at the
+/// first read.
+#[test]
+fn an_upload_held_back_with_expect_continue_gets_100_at_the_first_read() {
+    let server = support::start();
+    let mut c = Client::connect(server.local_addr());
+    c.send(
+        b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    );
+    assert_eq!(c.read_response().status, 100);
+    c.send(b"hello");
+    let r = c.read_response();
+    assert_eq!((r.status, r.text()), (200, "5 bytes\n".to_string()));
+}
