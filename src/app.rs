@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::Stream;
+use futures_lite::{AsyncRead, AsyncWrite, Stream};
 
 use crate::blocking::{BlockingError, BlockingPool};
 use crate::cores::CoreId;
@@ -500,6 +500,76 @@ pub enum Body {
     /// past it, or fails closes the connection: the client sees a
     /// truncated body, never a wrong one.
     Sized(BodyStream, u64),
+    /// No body: the response is a `101 Switching Protocols`, and once it is
+    /// written the connection is handed to this (see [`Response::upgrade`]).
+    Upgrade(OnUpgrade),
+}
+
+/// What takes over a connection after its `101 Switching Protocols`.
+pub type OnUpgrade = Box<dyn FnOnce(Upgraded) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+/// The I/O of an upgraded connection (crate-private: see [`Upgraded`]).
+pub(crate) trait UpgradedIo: AsyncRead + AsyncWrite {}
+
+/// A connection taken over after a `101 Switching Protocols` (see
+/// [`Response::upgrade`]): its bytes both ways, as futures-io
+/// `AsyncRead + AsyncWrite`, on the core's ring. Bytes the client sent
+/// right after the upgrade request come first. It is still one of the
+/// server's connections: it counts toward `--max-connections`, a write
+/// the client does not take within `--timeout-write` ends it, and at a
+/// graceful shutdown it is cut when the drain deadline passes. No other
+/// timeout applies: a protocol's liveness is its own (WebSocket pings).
+/// A write is taken whole once it starts: `poll_write` that returned
+/// `Pending` completes with the count of that first call's buffer, so call
+/// it again with the same bytes (as `write_all` does).
+pub struct Upgraded {
+    io: Pin<Box<dyn UpgradedIo>>,
+}
+
+impl Upgraded {
+    pub(crate) fn new(io: Pin<Box<dyn UpgradedIo>>) -> Upgraded {
+        Upgraded { io }
+    }
+}
+
+impl fmt::Debug for Upgraded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Upgraded")
+    }
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.io.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.io.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.io.as_mut().poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.io.as_mut().poll_close(cx)
+    }
 }
 
 impl fmt::Debug for Body {
@@ -510,6 +580,7 @@ impl fmt::Debug for Body {
             Body::Stream(_) => f.write_str("Body::Stream"),
             Body::Sized(_, len) => write!(f, "Body::Sized({len} bytes)"),
             Body::File { offset, len, .. } => write!(f, "Body::File({len} bytes at {offset})"),
+            Body::Upgrade(_) => f.write_str("Body::Upgrade"),
         }
     }
 }
@@ -603,6 +674,25 @@ impl Response {
     pub fn body(mut self, body: impl Into<Body>) -> Response {
         self.body = body.into();
         self
+    }
+
+    /// A `101 Switching Protocols` to `protocol` (the `Upgrade` header):
+    /// once it is written, `on_upgrade` gets the connection ([`Upgraded`])
+    /// and runs on the connection's task until it returns, when the
+    /// connection closes. The request's `--limit-concurrency` permit is
+    /// let go once the `101` is written (an open upgraded connection is a
+    /// connection, not a request in flight). Only for a request that asked
+    /// for `protocol` in its `Upgrade` header (RFC 9110 §7.8); the
+    /// application checks that, and the protocol's own handshake.
+    pub fn upgrade<F, Fut>(protocol: impl Into<Cow<'static, str>>, on_upgrade: F) -> Response
+    where
+        F: FnOnce(Upgraded) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let on_upgrade: OnUpgrade = Box::new(move |io| Box::pin(on_upgrade(io)));
+        let mut response = Response::new(101).header("upgrade", protocol);
+        response.body = Body::Upgrade(on_upgrade);
+        response
     }
 
     /// Sets a streamed body of unknown length.

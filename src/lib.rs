@@ -72,7 +72,8 @@ mod server;
 mod shutdown;
 
 pub use app::{
-    sleep, App, Body, BodyError, BodyStream, BoxError, Context, Request, RequestBody, Response,
+    sleep, App, Body, BodyError, BodyStream, BoxError, Context, OnUpgrade, Request, RequestBody,
+    Response, Upgraded,
 };
 pub use blocking::BlockingError;
 pub use config::{AccessLogTarget, Config, ConfigError, LogFormat, OptionsAsterisk, RingSetup};

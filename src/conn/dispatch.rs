@@ -7,15 +7,18 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
 
+use futures_lite::FutureExt;
 use tracing::{debug, error};
 
 use std::rc::Rc;
 
 use super::body::{self, Arrival, BodyEnd, BodyReader, Failure};
 use super::error::ConnError;
+use super::upgrade::UpgradedSocket;
 use super::{Conn, Next, Shared, Unsent};
-use crate::app::{App, Body, Request, RequestBody, Response};
-use crate::http::{self, BodyFraming, Method, ParseError, RequestHead, Version};
+use crate::admission::Permit;
+use crate::app::{App, Body, Request, RequestBody, Response, Upgraded};
+use crate::http::{self, BodyFraming, Method, ParseError, RequestHead, ResponseFraming, Version};
 use crate::io::transport::Transport;
 use crate::metrics::TimeoutKind;
 use crate::proxy::{self, Origin};
@@ -44,7 +47,7 @@ impl<A: App, T: Transport> Conn<A, T> {
             let keep_alive = self.may_go_on(&head) && head.framing() == BodyFraming::Empty;
             return self.respond(response, false, http10, keep_alive).await;
         }
-        let Some(_permit) = self.shared.admission.try_admit() else {
+        let Some(permit) = self.shared.admission.try_admit() else {
             // Over --limit-concurrency: shed before reading the body.
             self.shared.metrics.shed_concurrency.inc();
             return self.respond(Response::service_unavailable(), is_head, http10, false).await;
@@ -86,6 +89,15 @@ impl<A: App, T: Transport> Conn<A, T> {
                 (Response::internal_error(), false)
             }
         };
+        if let Body::Upgrade(_) = response.body_ref() {
+            if reader.is_some() {
+                error!(peer = %self.peer, "an upgrade answered before the request body was read; answered 500");
+                let response = Response::internal_error();
+                self.respond(response, is_head, http10, false).await?;
+                return Ok(Next::Close);
+            }
+            return self.switch(response, permit).await;
+        }
         let mut keep_alive = keep_alive && self.may_go_on_after();
         if let Some(reader) = &reader {
             // A body that failed before the response started is answered
@@ -120,6 +132,51 @@ impl<A: App, T: Transport> Conn<A, T> {
             Some(false) => Ok(Next::Close),
             _ => Ok(next),
         }
+    }
+
+    /// Writes the `101 Switching Protocols` and hands the connection to
+    /// the application's upgrade handler until it returns; then the
+    /// connection closes. The request's admission permit goes once the
+    /// `101` is written.
+    async fn switch(&mut self, mut response: Response, permit: Permit) -> Result<Next, ConnError> {
+        self.shared.heads.start(&mut response, &mut self.wbuf);
+        let status = response.status();
+        self.shared.metrics.count_response(status);
+        self.status = Some(status);
+        let on_upgrade = match response.take_body() {
+            Body::Upgrade(on_upgrade) => on_upgrade,
+            // The head was refused (an invalid header): the 500 that
+            // replaced it has its body to send.
+            body => {
+                let body = match body {
+                    Body::Full(bytes) => bytes,
+                    _ => Default::default(),
+                };
+                let framing = ResponseFraming::Length(body.len() as u64);
+                http::encode_end(framing, false, false, &mut self.wbuf);
+                self.wbuf.extend_from_slice(&body);
+                return Ok(Next::Close);
+            }
+        };
+        http::encode_upgrade_end(&mut self.wbuf);
+        self.flush().await?;
+        drop(permit);
+        let unread = self.rbuf.filled().to_vec();
+        self.rbuf.consume(unread.len());
+        let write_timeout = self.shared.timeouts.write;
+        let socket =
+            UpgradedSocket::new(self.io.clone(), unread, self.watch.clone(), write_timeout);
+        let upgraded = Upgraded::new(Box::pin(socket));
+        let run = std::panic::catch_unwind(AssertUnwindSafe(|| on_upgrade(upgraded)));
+        let ran = match run {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind().await.is_ok(),
+            Err(_) => false,
+        };
+        if !ran {
+            self.shared.metrics.app_panics.inc();
+            error!(peer = %self.peer, "upgraded connection's handler panicked; connection closed");
+        }
+        Ok(Next::Close)
     }
 
     /// Takes the read buffer back from a body's reader once the response

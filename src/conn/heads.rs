@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use tracing::error;
 
 use super::head_cache::HeadCache;
-use crate::app::Response;
+use crate::app::{Body, Response};
 use crate::http::{self, HttpDate, ServerHeaders};
 
 /// A core's response-head caches.
@@ -43,7 +43,12 @@ impl ResponseHeads {
         if let Some(close) = last.write_known(response, out) {
             return close;
         }
-        if !http::is_sendable_head(response.status(), response.headers()) {
+        // 101 only with the connection to hand over (`Response::upgrade`).
+        let status = match (response.status(), response.body_ref()) {
+            (101, Body::Upgrade(_)) => 200,
+            (status, _) => status,
+        };
+        if !http::is_sendable_head(status, response.headers()) {
             error!(
                 status = response.status(),
                 "application sent an invalid status or header; answered 500"

@@ -115,6 +115,7 @@ mod respond;
 mod shared;
 #[cfg(test)]
 mod tests;
+mod upgrade;
 mod watch;
 mod write;
 

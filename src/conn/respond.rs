@@ -69,7 +69,8 @@ impl<A: App, T: Transport> Conn<A, T> {
             return Unsent::Nothing(next);
         }
         match response.take_body() {
-            Body::Empty => Unsent::Nothing(next),
+            // An upgrade is switched by `Conn::switch`, never encoded here.
+            Body::Empty | Body::Upgrade(_) => Unsent::Nothing(next),
             Body::Full(bytes) if bytes.len() >= DIRECT_WRITE_BYTES => {
                 self.body_bytes = bytes.len() as u64;
                 Unsent::Bytes(bytes, next)
@@ -168,7 +169,7 @@ pub(super) enum Unsent {
 /// What `response`'s body is, for its framing.
 fn body_size(response: &Response) -> BodySize {
     match response.body_ref() {
-        Body::Empty => BodySize::Empty,
+        Body::Empty | Body::Upgrade(_) => BodySize::Empty,
         Body::Full(bytes) => BodySize::Known(bytes.len() as u64),
         Body::Stream(_) => BodySize::Unknown,
         Body::Sized(_, len) | Body::File { len, .. } => BodySize::Known(*len),

@@ -43,6 +43,8 @@ pub fn frame(
     keep_alive: bool,
 ) -> Framing {
     let (framing, sends_body, keep_alive) = match (status, body) {
+        // RFC 9110 §15.2: an interim or switching response has no content.
+        (100..=199, _) => (ResponseFraming::None, false, keep_alive),
         // RFC 9110 §15.3.6: 205 has no content, and says so.
         (205, _) => (ResponseFraming::Length(0), false, keep_alive),
         // RFC 9110 §15.3.5, §15.4.5: 204 and 304 have neither content nor

@@ -45,6 +45,6 @@ pub use request::{
     parse_head, BodyFraming, Limits, Method, ParseError, RequestHead, Version, MAX_HEADERS_CAP,
 };
 pub use response::{
-    connection_has_close, encode_end, is_valid_header_name, is_valid_header_value, reason_phrase,
-    ResponseFraming, ResponseHead, ServerHeaders, CONTINUE,
+    connection_has_close, encode_end, encode_upgrade_end, is_valid_header_name,
+    is_valid_header_value, reason_phrase, ResponseFraming, ResponseHead, ServerHeaders, CONTINUE,
 };

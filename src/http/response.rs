@@ -162,6 +162,13 @@ pub fn encode_end(framing: ResponseFraming, keep_alive: bool, http10: bool, out:
     out.extend_from_slice(b"\r\n");
 }
 
+/// The end of a `101 Switching Protocols` head (RFC 9110 §7.8): the
+/// connection switches to the protocol the `Upgrade` header names.
+pub fn encode_upgrade_end(out: &mut Vec<u8>) {
+    put(out, "Connection", b"upgrade");
+    out.extend_from_slice(b"\r\n");
+}
+
 #[inline]
 fn put(out: &mut Vec<u8>, name: &str, value: &[u8]) {
     out.reserve(name.len() + value.len() + 4);

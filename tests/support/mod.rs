@@ -83,6 +83,15 @@ impl Client {
         Ok(n)
     }
 
+    /// Reads exactly `n` bytes that follow what was read so far (after an
+    /// upgrade, say).
+    pub fn read_bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(self.fill().expect("read") > 0, "closed after {} of {n} bytes", self.buf.len());
+        }
+        self.buf.drain(..n).collect()
+    }
+
     /// Reads one response to a request that was not HEAD.
     pub fn read_response(&mut self) -> Response {
         self.read_response_to(false)

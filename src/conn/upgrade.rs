@@ -1,0 +1,169 @@
+//! A connection after its `101 Switching Protocols`: [`UpgradedSocket`],
+//! the transport as futures-io `AsyncRead + AsyncWrite` for the handler
+//! that took it over (`app::Upgraded`). The transport's operations own
+//! their buffers, so each read or write in flight is a boxed future that
+//! owns its buffer and a handle on the transport; bytes read beyond what
+//! the caller asked for wait for its next read.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncRead, AsyncWrite};
+
+use super::Watch;
+use crate::app::UpgradedIo;
+use crate::io::ring::OpBuf;
+use crate::io::transport::Transport;
+
+/// Bytes one read of an upgraded connection asks for.
+const READ_BYTES: usize = 16 << 10;
+
+type ReadOp = Pin<Box<dyn Future<Output = (io::Result<usize>, Vec<u8>)>>>;
+type WriteOp = Pin<Box<dyn Future<Output = io::Result<usize>>>>;
+
+/// An upgraded connection's transport, as a byte stream both ways.
+pub(super) struct UpgradedSocket<T> {
+    io: Rc<T>,
+    /// Read and not yet handed over: first the bytes that came after the
+    /// upgrade request, then what a read brought beyond the caller's room.
+    unread: Vec<u8>,
+    /// Where `unread` starts.
+    at: usize,
+    reading: Option<ReadOp>,
+    writing: Option<WriteOp>,
+    /// A write that completed in a flush, owed to the `poll_write` retried
+    /// with its bytes.
+    written: Option<io::Result<usize>>,
+    watch: Rc<Watch>,
+    write_timeout: Duration,
+}
+
+impl<T: Transport> UpgradedSocket<T> {
+    pub(super) fn new(
+        io: Rc<T>,
+        unread: Vec<u8>,
+        watch: Rc<Watch>,
+        write_timeout: Duration,
+    ) -> Self {
+        UpgradedSocket {
+            io,
+            unread,
+            at: 0,
+            reading: None,
+            writing: None,
+            written: None,
+            watch,
+            write_timeout,
+        }
+    }
+
+    /// Hands over what is unread, as much as `out` takes.
+    fn take_unread(&mut self, out: &mut [u8]) -> usize {
+        let n = (self.unread.len() - self.at).min(out.len());
+        out[..n].copy_from_slice(&self.unread[self.at..self.at + n]);
+        self.at += n;
+        if self.at == self.unread.len() {
+            self.unread.clear();
+            self.at = 0;
+        }
+        n
+    }
+}
+
+impl<T: Transport> UpgradedIo for UpgradedSocket<T> {}
+
+impl<T: Transport> AsyncRead for UpgradedSocket<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.at < this.unread.len() || out.is_empty() {
+            return Poll::Ready(Ok(this.take_unread(out)));
+        }
+        let reading = this.reading.get_or_insert_with(|| {
+            let io = this.io.clone();
+            let mut buf = std::mem::take(&mut this.unread);
+            buf.resize(READ_BYTES, 0);
+            Box::pin(async move {
+                let result = io.read(&mut buf, 0).await;
+                (result, buf)
+            })
+        });
+        let (result, mut buf) = std::task::ready!(reading.as_mut().poll(cx));
+        this.reading = None;
+        let n = match result {
+            Ok(n) => n,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        buf.truncate(n);
+        this.unread = buf;
+        this.at = 0;
+        Poll::Ready(Ok(this.take_unread(out)))
+    }
+}
+
+impl<T: Transport> AsyncWrite for UpgradedSocket<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(written) = this.written.take() {
+            return Poll::Ready(written);
+        }
+        if this.writing.is_none() && data.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let writing = this.writing.get_or_insert_with(|| {
+            let io = this.io.clone();
+            let watch = this.watch.clone();
+            let limit = this.write_timeout;
+            let data = OpBuf::Vec(data.to_vec());
+            Box::pin(async move {
+                // The core's sweeper cuts a write the client takes nothing of
+                // for the write timeout.
+                watch.writing.set(true);
+                watch.deadline.set(Some(Instant::now() + limit));
+                let (result, _) = io.write(data, 0).await;
+                watch.deadline.set(None);
+                watch.writing.set(false);
+                if watch.write_cut.get() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "--timeout-write: the peer took nothing",
+                    ));
+                }
+                result
+            })
+        });
+        let result = std::task::ready!(writing.as_mut().poll(cx));
+        this.writing = None;
+        Poll::Ready(result)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(writing) = &mut this.writing {
+            let result = std::task::ready!(writing.as_mut().poll(cx));
+            this.writing = None;
+            let failed = result.as_ref().err().map(|e| io::Error::new(e.kind(), e.to_string()));
+            this.written = Some(result);
+            if let Some(e) = failed {
+                return Poll::Ready(Err(e));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.as_mut().poll_flush(cx))?;
+        Poll::Ready(self.io.shutdown_write())
+    }
+}
