@@ -22,6 +22,7 @@ use std::time::Duration;
 use futures_lite::{AsyncRead, AsyncWrite, Stream};
 
 use crate::blocking::{BlockingError, BlockingPool};
+use crate::config::WsSettings;
 use crate::cores::CoreId;
 use crate::http::{Method, RequestHead, Version};
 use crate::metrics::{CoreMetrics, Metrics};
@@ -77,17 +78,24 @@ pub struct Context {
     core: CoreId,
     blocking: BlockingPool,
     metrics: Arc<CoreMetrics>,
+    ws: WsSettings,
     /// Set by [`Context::inject_executor_fault`].
     #[cfg(feature = "test-support")]
     injected_fault: Cell<bool>,
 }
 
 impl Context {
-    pub(crate) fn new(core: CoreId, blocking: BlockingPool, metrics: Arc<CoreMetrics>) -> Context {
+    pub(crate) fn new(
+        core: CoreId,
+        blocking: BlockingPool,
+        metrics: Arc<CoreMetrics>,
+        ws: WsSettings,
+    ) -> Context {
         Context {
             core,
             blocking,
             metrics,
+            ws,
             #[cfg(feature = "test-support")]
             injected_fault: Cell::new(false),
         }
@@ -109,6 +117,11 @@ impl Context {
         return self.injected_fault.replace(false);
         #[cfg(not(feature = "test-support"))]
         false
+    }
+
+    /// The server's WebSocket settings (`--ws-*`), for `ws::accept`.
+    pub fn ws_settings(&self) -> WsSettings {
+        self.ws
     }
 
     /// The core this application instance runs on.
@@ -509,7 +522,10 @@ pub enum Body {
 pub type OnUpgrade = Box<dyn FnOnce(Upgraded) -> Pin<Box<dyn Future<Output = ()>>>>;
 
 /// The I/O of an upgraded connection (crate-private: see [`Upgraded`]).
-pub(crate) trait UpgradedIo: AsyncRead + AsyncWrite {}
+pub(crate) trait UpgradedIo: AsyncRead + AsyncWrite {
+    /// Completes when the server begins a graceful shutdown.
+    fn stopping(&self) -> Pin<Box<dyn Future<Output = ()>>>;
+}
 
 /// A connection taken over after a `101 Switching Protocols` (see
 /// [`Response::upgrade`]): its bytes both ways, as futures-io
@@ -529,6 +545,13 @@ pub struct Upgraded {
 impl Upgraded {
     pub(crate) fn new(io: Pin<Box<dyn UpgradedIo>>) -> Upgraded {
         Upgraded { io }
+    }
+
+    /// Completes when the server begins a graceful shutdown: the moment to
+    /// end the protocol cleanly (a WebSocket's Close 1001) before the
+    /// drain deadline cuts the connection.
+    pub fn stopping(&self) -> impl Future<Output = ()> {
+        self.io.stopping()
     }
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{defaults, AccessLogTarget, Config, ConfigError, LogFormat, RingSetup};
+use crate::config::{
+    defaults, AccessLogTarget, Config, ConfigError, LogFormat, RingSetup, WsSettings,
+};
 use crate::cores::Cores;
 
 /// An io_uring, thread-per-core HTTP/1.1 server. Serves the built-in `bench`
@@ -118,6 +120,20 @@ pub struct Cli {
     /// before they are cut (a second SIGINT exits at once).
     #[arg(long, env = "URING_SERVE_TIMEOUT_GRACEFUL_SHUTDOWN", default_value = "30s", value_parser = parse_duration, help_heading = "Timeouts")]
     pub timeout_graceful_shutdown: Duration,
+
+    /// The largest WebSocket message; a larger one closes the connection
+    /// (1009). Accepts K, M, G suffixes.
+    #[arg(long, env = "URING_SERVE_WS_MAX_SIZE", default_value = "16M", value_parser = parse_bytes, help_heading = "WebSocket")]
+    pub ws_max_size: u64,
+
+    /// How often an idle WebSocket is pinged (0: never).
+    #[arg(long, env = "URING_SERVE_WS_PING_INTERVAL", default_value = "20s", value_parser = parse_duration, help_heading = "WebSocket")]
+    pub ws_ping_interval: Duration,
+
+    /// How long a ping may go unanswered before the WebSocket is closed
+    /// (1011; 0: forever).
+    #[arg(long, env = "URING_SERVE_WS_PING_TIMEOUT", default_value = "20s", value_parser = parse_duration, help_heading = "WebSocket")]
+    pub ws_ping_timeout: Duration,
 
     /// How long an idle core keeps polling for work before it sleeps, e.g.
     /// `50us`: lower latency when requests are sparse, paid for in CPU (the
@@ -244,6 +260,11 @@ impl Cli {
             timeout_write: self.timeout_write,
             min_body_rate: self.min_body_rate,
             timeout_graceful_shutdown: self.timeout_graceful_shutdown,
+            ws: WsSettings {
+                max_size: usize::try_from(self.ws_max_size).unwrap_or(usize::MAX),
+                ping_interval: self.ws_ping_interval,
+                ping_timeout: self.ws_ping_timeout,
+            },
             idle_poll: self.idle_poll,
             ring_setup: self.ring_setup,
             metrics,

@@ -72,6 +72,10 @@ pub mod defaults {
     /// `--timeout-graceful-shutdown`: how long a stopping server waits for
     /// in-flight requests before it cuts them (gunicorn and actix: 30 s).
     pub const TIMEOUT_GRACEFUL_SHUTDOWN: Duration = Duration::from_secs(30);
+    /// `--ws-max-size`: the largest WebSocket message (uvicorn's 16 MiB).
+    pub const WS_MAX_SIZE: usize = 16 << 20;
+    /// `--ws-ping-interval` and `--ws-ping-timeout`: 20 s each, as uvicorn.
+    pub const WS_PING: Duration = Duration::from_secs(20);
     /// The methods the server's answer to `OPTIONS *` allows, unless the
     /// application says which it serves ([`super::OptionsAsterisk`]).
     pub const ALLOW: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
@@ -136,6 +140,8 @@ pub struct Config {
     /// How long a stopping server lets in-flight requests finish. Default
     /// 30 s.
     pub timeout_graceful_shutdown: Duration,
+    /// WebSocket limits and liveness (see [`WsSettings`]).
+    pub ws: WsSettings,
     /// How long an idle core keeps polling for work before it sleeps.
     /// Waking a sleeping core costs tens of microseconds of latency and
     /// CPU per wake-up; polling trades that for a core kept busy this long
@@ -197,6 +203,7 @@ impl Default for Config {
             timeout_write: defaults::TIMEOUT_WRITE,
             min_body_rate: defaults::MIN_BODY_RATE,
             timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
+            ws: WsSettings::default(),
             idle_poll: Duration::ZERO,
             ring_setup: RingSetup::Auto,
             options_asterisk: OptionsAsterisk::Allow(defaults::ALLOW.to_string()),
@@ -356,6 +363,15 @@ impl Config {
                 return Err(ConfigError::new(flag, "must be longer than 0 and at most 1 day"));
             }
         }
+        if self.ws.max_size < 125 || self.ws.max_size > (1 << 30) {
+            return Err(ConfigError::new("--ws-max-size", "must be between 125 bytes and 1G"));
+        }
+        if self.ws.ping_interval > MAX_TIMEOUT || self.ws.ping_timeout > MAX_TIMEOUT {
+            return Err(ConfigError::new(
+                "--ws-ping-interval/--ws-ping-timeout",
+                "must be at most 1 day",
+            ));
+        }
         if let Some(path) = &self.health_path {
             let printable = path.bytes().all(|b| b.is_ascii_graphic());
             if !path.starts_with('/') || !printable || path.len() > 1024 || path.contains('?') {
@@ -421,4 +437,27 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// WebSocket limits and liveness, as uvicorn's `--ws-*` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsSettings {
+    /// The largest message (and frame) accepted; a larger one closes the
+    /// connection with 1009. Default 16 MiB.
+    pub max_size: usize,
+    /// How often the server pings an idle peer; zero: never. Default 20 s.
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed
+    /// (1011); zero: forever. Default 20 s.
+    pub ping_timeout: Duration,
+}
+
+impl Default for WsSettings {
+    fn default() -> WsSettings {
+        WsSettings {
+            max_size: defaults::WS_MAX_SIZE,
+            ping_interval: defaults::WS_PING,
+            ping_timeout: defaults::WS_PING,
+        }
+    }
 }

@@ -70,13 +70,16 @@ mod proxy;
 mod recycle;
 mod server;
 mod shutdown;
+pub mod ws;
 
 pub use app::{
     sleep, App, Body, BodyError, BodyStream, BoxError, Context, OnUpgrade, Request, RequestBody,
     Response, Upgraded,
 };
 pub use blocking::BlockingError;
-pub use config::{AccessLogTarget, Config, ConfigError, LogFormat, OptionsAsterisk, RingSetup};
+pub use config::{
+    AccessLogTarget, Config, ConfigError, LogFormat, OptionsAsterisk, RingSetup, WsSettings,
+};
 pub use cores::{CoreId, Cores, CoresError};
 pub use http::{Method, Version};
 pub use io::listener::Endpoint;

@@ -7,6 +7,8 @@
 //! | `GET /json` | 200 `{"message":"Hello, World!"}`, `application/json` |
 //! | `POST /echo` | 200, the request body back byte for byte, streamed as it arrives (`Content-Length` as the request declared it, else chunked) |
 //! | `POST /upload` | 200 `N bytes` once the body is read, piece by piece, keeping none of it (413, 408, 400 when the body fails) |
+//! | `GET /ws` | a WebSocket that echoes every text and binary message |
+//! | `GET /ws.html` | a page that opens `/ws`, echoes a text and a binary message, and shows the result |
 //! | `GET /sleep?ms=N` | 200 after an async timer of N ms (never blocks the core) |
 //! | `GET /blocking?ms=N` | 200 after N ms of `thread::sleep` on the core's blocking pool (503 when the pool is full) |
 //! | `GET /panic` | the handler panics: 500 for this request, the server keeps serving |
@@ -20,12 +22,37 @@ use std::time::Duration;
 use crate::app::{sleep, App, Context, Request, Response};
 use crate::cores::CoreId;
 use crate::http::Method;
+use crate::ws;
 
 /// Longest `/sleep` or `/blocking` accepted, in milliseconds.
 pub const MAX_SLEEP_MS: u64 = 60_000;
 
 const HELLO: &str = "Hello, World!";
 const JSON_HELLO: &str = r#"{"message":"Hello, World!"}"#;
+
+/// `/ws.html`: opens `/ws`, sends a text and a binary message, and puts
+/// what came back in the page's title (`ok: …` or `failed: …`), for a
+/// browser test to read.
+const WS_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>pending</title></head>
+<body><pre id="log"></pre><script>
+const log = (line) => { document.getElementById("log").textContent += line + "\n"; };
+const ws = new WebSocket(`ws://${location.host}/ws`);
+ws.binaryType = "arraybuffer";
+const got = [];
+ws.onopen = () => { ws.send("héllo, ring"); ws.send(new Uint8Array([0, 1, 2, 254, 255]).buffer); };
+ws.onmessage = (event) => {
+  got.push(typeof event.data === "string" ? event.data : Array.from(new Uint8Array(event.data)).join(","));
+  log("echo: " + got[got.length - 1]);
+  if (got.length === 2) {
+    const ok = got[0] === "héllo, ring" && got[1] === "0,1,2,254,255";
+    document.title = (ok ? "ok: " : "failed: ") + got.join(" | ");
+    ws.close(1000, "done");
+  }
+};
+ws.onerror = () => { document.title = "failed: socket error"; };
+</script></body></html>
+"#;
 
 /// The `bench` application. It keeps no state.
 #[derive(Debug, Clone, Copy, Default)]
@@ -69,6 +96,20 @@ impl App for BenchApp {
                     (None, None) => response.stream(body.into_stream()),
                 }
             }
+            "/ws" if req.method() == Method::Get => ws::accept(&req, cx, |mut socket| async move {
+                while let Some(Ok(message)) = socket.recv().await {
+                    let echo = match message {
+                        ws::Message::Close(_) => break,
+                        message => message,
+                    };
+                    if socket.send(echo).await.is_err() {
+                        break;
+                    }
+                }
+            }),
+            "/ws.html" if is_get => {
+                Response::new(200).header("content-type", "text/html; charset=utf-8").body(WS_PAGE)
+            }
             "/upload" if req.method() == Method::Post => {
                 let mut read = 0u64;
                 while let Some(piece) = req.body().piece().await {
@@ -110,7 +151,10 @@ impl App for BenchApp {
                     format!("/sleep needs ?ms=N with N from 0 to {MAX_SLEEP_MS}\n"),
                 ),
             },
-            "/plaintext" | "/json" | "/sleep" | "/blocking" | "/panic" => not_allowed("GET, HEAD"),
+            "/plaintext" | "/json" | "/sleep" | "/blocking" | "/panic" | "/ws.html" => {
+                not_allowed("GET, HEAD")
+            }
+            "/ws" => not_allowed("GET"),
             "/echo" | "/upload" => not_allowed("POST"),
             _ => Response::plain(404, "not found\n"),
         }

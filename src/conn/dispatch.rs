@@ -164,8 +164,9 @@ impl<A: App, T: Transport> Conn<A, T> {
         let unread = self.rbuf.filled().to_vec();
         self.rbuf.consume(unread.len());
         let write_timeout = self.shared.timeouts.write;
+        let drain = self.shared.drain.clone();
         let socket =
-            UpgradedSocket::new(self.io.clone(), unread, self.watch.clone(), write_timeout);
+            UpgradedSocket::new(self.io.clone(), unread, self.watch.clone(), write_timeout, drain);
         let upgraded = Upgraded::new(Box::pin(socket));
         let run = std::panic::catch_unwind(AssertUnwindSafe(|| on_upgrade(upgraded)));
         let ran = match run {
@@ -221,7 +222,7 @@ impl<A: App, T: Transport> Conn<A, T> {
     /// request arrived as a read deadline passed (the sweeper shut the read
     /// side).
     pub(super) fn may_go_on_after(&self) -> bool {
-        !self.shared.draining.get() && !self.watch.timed_out.get()
+        !self.shared.drain.is_started() && !self.watch.timed_out.get()
     }
 
     /// Answers a request the parser refused, then the connection closes.

@@ -122,7 +122,7 @@ mod write;
 pub(crate) use error::ConnError;
 use read_buf::ReadBuf;
 use respond::Unsent;
-pub(crate) use shared::Shared;
+pub(crate) use shared::{Drain, Shared};
 use watch::Stall;
 pub(crate) use watch::Watch;
 pub(crate) use write::{linger, with_deadline, write_all};
@@ -275,7 +275,7 @@ impl<A: App, T: Transport> Conn<A, T> {
             let read = write_pending_beside(read, &*self.io, &mut self.wbuf, stall).await?;
             recycle::give(&recycle::WRITE_BUFS, std::mem::take(&mut self.wbuf));
             self.idle_since = Instant::now();
-            if !self.shared.draining.get() {
+            if !self.shared.drain.is_started() {
                 return Ok(Outcome::Idle(read.detach()));
             }
             // Idle while the core drains: the connection closes, unless

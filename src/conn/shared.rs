@@ -1,9 +1,10 @@
 //! [`Shared`]: what every connection of one core shares, made once per
 //! core, and the server's own answer on the health path.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use super::heads::ResponseHeads;
@@ -30,7 +31,7 @@ pub(crate) struct Shared<A> {
     pub(crate) metrics: Arc<CoreMetrics>,
     pub(crate) timeouts: Timeouts,
     /// Set when the core stops: no new requests, idle connections close.
-    pub(crate) draining: Cell<bool>,
+    pub(crate) drain: Rc<Drain>,
     /// Whether requests are timed (for the duration histogram).
     pub(crate) timed: bool,
     /// The path answered without the application (`--health-path`).
@@ -85,7 +86,7 @@ impl<A: App> Shared<A> {
                 write: config.timeout_write,
                 min_body_rate: config.min_body_rate,
             },
-            draining: Cell::new(false),
+            drain: Rc::default(),
             timed: config.metrics.is_some() || access_log.is_some(),
             health_path: config.health_path.as_deref().map(Box::from),
             options_allow: match &config.options_asterisk {
@@ -108,10 +109,45 @@ impl<A> Shared<A> {
         if !matches!(method, Method::Get | Method::Head) {
             return Response::plain(405, "health path: GET or HEAD\n").header("allow", "GET, HEAD");
         }
-        if self.shutdown.is_asked() || self.draining.get() {
+        if self.shutdown.is_asked() || self.drain.is_started() {
             Response::plain(503, "stopping\n")
         } else {
             Response::plain(200, "ok\n")
         }
+    }
+}
+
+/// The core's graceful shutdown, as its connections see it: whether it
+/// began, and a wait for it (an upgraded connection closes its protocol
+/// cleanly then: a WebSocket sends Close 1001).
+#[derive(Default)]
+pub(crate) struct Drain {
+    started: Cell<bool>,
+    waiting: RefCell<Vec<Waker>>,
+}
+
+impl Drain {
+    /// The core stops: no new requests, idle connections close.
+    pub(crate) fn start(&self) {
+        self.started.set(true);
+        for waker in self.waiting.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    pub(crate) fn is_started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// Completes when the drain begins.
+    pub(crate) async fn started(&self) {
+        std::future::poll_fn(|cx| {
+            if self.started.get() {
+                return Poll::Ready(());
+            }
+            self.waiting.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
     }
 }

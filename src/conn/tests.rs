@@ -194,7 +194,8 @@ fn serve(io: Memory) -> Served {
         .spawn(move || async move {
             let config = Config::default();
             let metrics = Arc::new(CoreMetrics::default());
-            let cx = AppContext::new(CoreId(0), BlockingPool::new(1, 1), metrics.clone());
+            let cx =
+                AppContext::new(CoreId(0), BlockingPool::new(1, 1), metrics.clone(), config.ws);
             let shutdown =
                 ShutdownSignal::new(Vec::new(), false, Default::default()).expect("an eventfd");
             let shared = Rc::new(Shared::new(BenchApp, cx, &config, metrics, shutdown, None));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
-use super::Watch;
+use super::{Drain, Watch};
 use crate::app::UpgradedIo;
 use crate::io::ring::OpBuf;
 use crate::io::transport::Transport;
@@ -40,6 +40,7 @@ pub(super) struct UpgradedSocket<T> {
     written: Option<io::Result<usize>>,
     watch: Rc<Watch>,
     write_timeout: Duration,
+    drain: Rc<Drain>,
 }
 
 impl<T: Transport> UpgradedSocket<T> {
@@ -48,6 +49,7 @@ impl<T: Transport> UpgradedSocket<T> {
         unread: Vec<u8>,
         watch: Rc<Watch>,
         write_timeout: Duration,
+        drain: Rc<Drain>,
     ) -> Self {
         UpgradedSocket {
             io,
@@ -58,6 +60,7 @@ impl<T: Transport> UpgradedSocket<T> {
             written: None,
             watch,
             write_timeout,
+            drain,
         }
     }
 
@@ -74,7 +77,12 @@ impl<T: Transport> UpgradedSocket<T> {
     }
 }
 
-impl<T: Transport> UpgradedIo for UpgradedSocket<T> {}
+impl<T: Transport> UpgradedIo for UpgradedSocket<T> {
+    fn stopping(&self) -> Pin<Box<dyn Future<Output = ()>>> {
+        let drain = self.drain.clone();
+        Box::pin(async move { drain.started().await })
+    }
+}
 
 impl<T: Transport> AsyncRead for UpgradedSocket<T> {
     fn poll_read(

@@ -19,7 +19,7 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// and whatever still runs after `timeout` is logged and left to be cut
 /// when the executor ends.
 pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
-    core.shared.draining.set(true);
+    core.shared.drain.start();
     let deadline = Instant::now() + timeout;
     loop {
         // Ending the read side makes an idle connection's pending read

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{AccessLogTarget, Config, LogFormat, OptionsAsterisk, RingSetup};
+use crate::config::{AccessLogTarget, Config, LogFormat, OptionsAsterisk, RingSetup, WsSettings};
 use crate::cores::Cores;
 use crate::proxy::TrustedProxies;
 
@@ -161,6 +161,13 @@ impl Builder {
     /// Default is 30 s.
     pub fn timeout_write(mut self, timeout: Duration) -> Builder {
         self.config.timeout_write = timeout;
+        self
+    }
+
+    /// WebSocket limits and liveness (`--ws-max-size`, `--ws-ping-interval`,
+    /// `--ws-ping-timeout`), for `ws::accept`.
+    pub fn ws_settings(mut self, settings: WsSettings) -> Builder {
+        self.config.ws = settings;
         self
     }
 

@@ -186,7 +186,7 @@ where
         };
         let setup = ring.setup();
         let pool = BlockingPool::new(config.blocking_threads, config.blocking_queue);
-        let cx = Context::new(core, pool, start.metrics.clone());
+        let cx = Context::new(core, pool, start.metrics.clone(), config.ws);
         let app = (start.factory)(core);
         let access_log = start.access_log.clone().map(|queue| {
             let date = HttpDate::from_system_time(SystemTime::now());

@@ -1,0 +1,261 @@
+//! WebSocket over real sockets: the bench app's `/ws` echo, driven by raw
+//! frames (handshake refusals, masking, limits, pings, shutdown) and by
+//! Python's `websockets` client. Without that package the client test
+//! skips, unless `URING_SERVE_REQUIRE_TOOLS=1` (set by `.ci/run`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::Client;
+use uring_serve::apps::BenchApp;
+use uring_serve::{Cores, Server, ServerHandle, WsSettings};
+
+fn start(ws: WsSettings) -> ServerHandle {
+    Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .ws_settings(ws)
+        .timeout_graceful_shutdown(Duration::from_secs(3))
+        .serve(BenchApp::new)
+        .expect("server starts")
+}
+
+/// RFC 6455 §1.3's example key and its accept value.
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+fn handshake(extra: &str) -> String {
+    format!(
+        "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{extra}\r\n"
+    )
+}
+
+fn open(server: &ServerHandle) -> Client {
+    let mut c = Client::connect(server.local_addr());
+    c.send(
+        handshake(&format!("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n")).as_bytes(),
+    );
+    let r = c.read_response();
+    assert_eq!(r.status, 101);
+    assert_eq!(r.header("sec-websocket-accept"), Some(ACCEPT));
+    c
+}
+
+/// A client frame: masked, as RFC 6455 §5.3 requires.
+fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n < 1 << 16 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mask = [0x12, 0x34, 0x56, 0x78];
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// Reads one server frame: its opcode and payload (servers do not mask).
+fn read_frame(c: &mut Client) -> (u8, Vec<u8>) {
+    let head = c.read_bytes(2);
+    assert_eq!(head[1] & 0x80, 0, "a server frame is not masked");
+    let len = match head[1] & 0x7f {
+        126 => u16::from_be_bytes(c.read_bytes(2).try_into().unwrap()) as usize,
+        127 => u64::from_be_bytes(c.read_bytes(8).try_into().unwrap()) as usize,
+        n => n as usize,
+    };
+    (head[0] & 0x0f, c.read_bytes(len))
+}
+
+/// The status code of a Close frame's payload.
+fn close_code(payload: &[u8]) -> u16 {
+    u16::from_be_bytes([payload[0], payload[1]])
+}
+
+#[test]
+fn a_handshake_gets_101_with_the_accept_key() {
+    let server = start(WsSettings::default());
+    open(&server);
+}
+
+#[test]
+fn a_handshake_without_a_key_is_400() {
+    let server = start(WsSettings::default());
+    let mut c = Client::connect(server.local_addr());
+    let r = c.roundtrip(&handshake("Sec-WebSocket-Version: 13\r\n"));
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn another_protocol_version_is_426_naming_13() {
+    let server = start(WsSettings::default());
+    let mut c = Client::connect(server.local_addr());
+    let r = c.roundtrip(&handshake(&format!(
+        "Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: {KEY}\r\n"
+    )));
+    assert_eq!((r.status, r.header("sec-websocket-version")), (426, Some("13")));
+}
+
+#[test]
+fn text_and_binary_messages_are_echoed() {
+    let server = start(WsSettings::default());
+    let mut c = open(&server);
+    c.send(&frame(0x1, "héllo".as_bytes()));
+    assert_eq!(read_frame(&mut c), (0x1, "héllo".as_bytes().to_vec()));
+    let binary: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+    c.send(&frame(0x2, &binary));
+    assert_eq!(read_frame(&mut c), (0x2, binary));
+}
+
+#[test]
+fn a_fragmented_message_comes_back_whole() {
+    let server = start(WsSettings::default());
+    let mut c = open(&server);
+    let mut first = frame(0x1, b"frag");
+    first[0] &= 0x7f; // not final
+    let mut last = frame(0x0, b"mented");
+    last[0] |= 0x80;
+    c.send(&[first, last].concat());
+    assert_eq!(read_frame(&mut c), (0x1, b"fragmented".to_vec()));
+}
+
+#[test]
+fn invalid_utf8_in_text_closes_with_1007() {
+    let server = start(WsSettings::default());
+    let mut c = open(&server);
+    c.send(&frame(0x1, &[0xff, 0xfe]));
+    let (opcode, payload) = read_frame(&mut c);
+    assert_eq!((opcode, close_code(&payload)), (0x8, 1007));
+}
+
+#[test]
+fn a_message_over_the_size_limit_closes_with_1009() {
+    let server = start(WsSettings { max_size: 1024, ..WsSettings::default() });
+    let mut c = open(&server);
+    c.send(&frame(0x2, &[7u8; 4096]));
+    let (opcode, payload) = read_frame(&mut c);
+    assert_eq!((opcode, close_code(&payload)), (0x8, 1009));
+}
+
+#[test]
+fn the_close_handshake_is_answered() {
+    let server = start(WsSettings::default());
+    let mut c = open(&server);
+    c.send(&frame(0x8, &1000u16.to_be_bytes()));
+    let (opcode, payload) = read_frame(&mut c);
+    assert_eq!((opcode, close_code(&payload)), (0x8, 1000));
+    assert!(c.is_closed_by_server());
+}
+
+#[test]
+fn a_silent_peer_is_pinged_and_one_that_never_answers_is_closed_with_1011() {
+    let ping = Duration::from_millis(200);
+    let server =
+        start(WsSettings { ping_interval: ping, ping_timeout: ping, ..WsSettings::default() });
+    let mut c = open(&server);
+    let started = Instant::now();
+    let (opcode, _) = read_frame(&mut c);
+    assert_eq!(opcode, 0x9, "a ping after the interval");
+    let (opcode, payload) = read_frame(&mut c);
+    assert_eq!((opcode, close_code(&payload)), (0x8, 1011));
+    assert!(started.elapsed() >= ping * 2, "closed after {:?}", started.elapsed());
+}
+
+#[test]
+fn a_peer_that_answers_pings_stays_open() {
+    let ping = Duration::from_millis(150);
+    let server =
+        start(WsSettings { ping_interval: ping, ping_timeout: ping, ..WsSettings::default() });
+    let mut c = open(&server);
+    for _ in 0..4 {
+        let (opcode, payload) = read_frame(&mut c);
+        assert_eq!(opcode, 0x9);
+        c.send(&frame(0xA, &payload));
+    }
+    c.send(&frame(0x1, b"still here"));
+    loop {
+        let (opcode, payload) = read_frame(&mut c);
+        if opcode == 0x9 {
+            c.send(&frame(0xA, &payload));
+            continue;
+        }
+        assert_eq!((opcode, payload), (0x1, b"still here".to_vec()));
+        break;
+    }
+}
+
+#[test]
+fn a_graceful_shutdown_closes_open_websockets_with_1001() {
+    let server = start(WsSettings::default());
+    let mut c = open(&server);
+    server.shutdown();
+    let (opcode, payload) = read_frame(&mut c);
+    assert_eq!((opcode, close_code(&payload)), (0x8, 1001));
+    c.send(&frame(0x8, &1001u16.to_be_bytes()));
+    server.join().expect("the server stops");
+}
+
+/// A Python interpreter with the `websockets` package, if there is one.
+fn python_with_websockets() -> Option<&'static str> {
+    ["python3", "/usr/bin/python3"].into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import websockets"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    })
+}
+
+fn require_tools() -> bool {
+    std::env::var("URING_SERVE_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+const PYTHON_CLIENT: &str = r#"
+import asyncio, sys, websockets
+async def main(url):
+    async with websockets.connect(url, max_size=None) as ws:
+        await ws.send("hello, ring")
+        assert await ws.recv() == "hello, ring"
+        await ws.send(bytes(range(256)) * 300)
+        assert await ws.recv() == bytes(range(256)) * 300
+        await ws.send(["frag", "mented"])
+        assert await ws.recv() == "fragmented"
+        await ws.ping()
+    print("ok")
+asyncio.run(main(sys.argv[1]))
+"#;
+
+#[test]
+fn pythons_websockets_client_exchanges_messages() {
+    let Some(python) = python_with_websockets() else {
+        assert!(!require_tools(), "URING_SERVE_REQUIRE_TOOLS=1 but no python3 with websockets");
+        eprintln!(
+            "skipped: no python3 with the websockets package (apt-get install python3-websockets)"
+        );
+        return;
+    };
+    let server = start(WsSettings::default());
+    let url = format!("ws://{}/ws", server.local_addr());
+    let out = Command::new(python).args(["-c", PYTHON_CLIENT, &url]).output().expect("python runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+#[test]
+fn the_websocket_page_is_served() {
+    let server = start(WsSettings::default());
+    let mut stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream.write_all(b"GET /ws.html HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("new WebSocket("), "{page}");
+}
