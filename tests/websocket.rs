@@ -259,3 +259,38 @@ fn the_websocket_page_is_served() {
     stream.read_to_string(&mut page).unwrap();
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("new WebSocket("), "{page}");
 }
+
+/// A browser, if there is one.
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|browser| {
+        Command::new(browser).arg("--version").output().is_ok_and(|out| out.status.success())
+    })
+}
+
+/// A real browser opens `/ws.html`, which echoes a text and a binary
+/// message through `/ws` and writes the result into its title.
+#[test]
+fn a_browser_exchanges_text_and_binary_messages() {
+    let Some(browser) = chromium() else {
+        assert!(!require_tools(), "URING_SERVE_REQUIRE_TOOLS=1 but no chromium");
+        eprintln!("skipped: no chromium (apt-get install chromium)");
+        return;
+    };
+    let server = start(WsSettings::default());
+    let profile = std::env::temp_dir().join(format!("uring-serve-chromium-{}", std::process::id()));
+    let url = format!("http://{}/ws.html", server.local_addr());
+    let out = Command::new(browser)
+        .args(["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run"])
+        .arg("--disable-background-networking")
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--virtual-time-budget=5000", "--dump-dom", &url])
+        .output()
+        .expect("chromium runs");
+    let _ = std::fs::remove_dir_all(&profile);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("<title>ok: héllo, ring | 0,1,2,254,255</title>"),
+        "the page did not echo both messages:\n{dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
