@@ -86,6 +86,8 @@ fn handshake_key(req: &Request) -> Result<String, Response> {
 /// with [`WebSocket::send`], end with [`WebSocket::close`].
 pub struct WebSocket {
     stream: WebSocketStream<Upgraded>,
+    /// Completes when the server begins a graceful shutdown.
+    stopping: std::pin::Pin<Box<dyn Future<Output = ()>>>,
     settings: WsSettings,
     /// When the server last heard from the peer.
     heard: Instant,
@@ -108,11 +110,17 @@ enum Woken {
 
 impl WebSocket {
     async fn new(io: Upgraded, settings: WsSettings) -> WebSocket {
+        // tungstenite's own read buffer would be 128 KiB per connection, held
+        // for its life; the upgraded socket buffers what arrives, so a small
+        // one costs a copy per 4 KiB, not a read.
         let config = WebSocketConfig::default()
+            .read_buffer_size(READ_CHUNK)
+            .write_buffer_size(0)
             .max_message_size(Some(settings.max_size))
             .max_frame_size(Some(settings.max_size));
+        let stopping = Box::pin(io.stopping());
         let stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-        WebSocket { stream, settings, heard: Instant::now(), pinged: None }
+        WebSocket { stream, stopping, settings, heard: Instant::now(), pinged: None }
     }
 
     /// The next data message (text or binary; pings, pongs and the close
@@ -128,7 +136,7 @@ impl WebSocket {
         loop {
             let woken = {
                 let deadline = self.deadline();
-                let stopping = self.stream.get_ref().stopping();
+                let stopping = &mut self.stopping;
                 let next = async { Woken::Message(self.stream.next().await) };
                 let timer = async {
                     match deadline {
@@ -231,6 +239,9 @@ fn close_code_for(error: &Error) -> Option<(CloseCode, &'static str)> {
         _ => None,
     }
 }
+
+/// The chunk tungstenite reads from the upgraded socket at a time.
+const READ_CHUNK: usize = 4 << 10;
 
 /// How long a closing server waits for the peer's Close.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);

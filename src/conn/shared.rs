@@ -2,10 +2,14 @@
 //! core, and the server's own answer on the health path.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::{Context as TaskContext, Poll, Waker};
 use std::time::{Duration, SystemTime};
+
+use slab::Slab;
 
 use super::heads::ResponseHeads;
 use crate::access_log::CoreLog;
@@ -119,18 +123,19 @@ impl<A> Shared<A> {
 
 /// The core's graceful shutdown, as its connections see it: whether it
 /// began, and a wait for it (an upgraded connection closes its protocol
-/// cleanly then: a WebSocket sends Close 1001).
+/// cleanly then: a WebSocket sends Close 1001). Each wait holds one slot
+/// for its task's waker while it waits, and gives it back when dropped.
 #[derive(Default)]
 pub(crate) struct Drain {
     started: Cell<bool>,
-    waiting: RefCell<Vec<Waker>>,
+    waiting: RefCell<Slab<Waker>>,
 }
 
 impl Drain {
     /// The core stops: no new requests, idle connections close.
     pub(crate) fn start(&self) {
         self.started.set(true);
-        for waker in self.waiting.borrow_mut().drain(..) {
+        for waker in self.waiting.borrow_mut().drain() {
             waker.wake();
         }
     }
@@ -140,14 +145,42 @@ impl Drain {
     }
 
     /// Completes when the drain begins.
-    pub(crate) async fn started(&self) {
-        std::future::poll_fn(|cx| {
-            if self.started.get() {
-                return Poll::Ready(());
+    pub(crate) fn started(self: &Rc<Self>) -> DrainWait {
+        DrainWait { drain: self.clone(), slot: None }
+    }
+}
+
+/// A wait for a core's drain (see [`Drain::started`]).
+pub(crate) struct DrainWait {
+    drain: Rc<Drain>,
+    slot: Option<usize>,
+}
+
+impl Future for DrainWait {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        if self.drain.started.get() {
+            return Poll::Ready(());
+        }
+        let mut waiting = self.drain.waiting.borrow_mut();
+        match self.slot.and_then(|slot| waiting.get_mut(slot)) {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            Some(waker) => *waker = cx.waker().clone(),
+            None => {
+                let slot = waiting.insert(cx.waker().clone());
+                drop(waiting);
+                self.slot = Some(slot);
             }
-            self.waiting.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for DrainWait {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            self.drain.waiting.borrow_mut().try_remove(slot);
+        }
     }
 }

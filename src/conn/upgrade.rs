@@ -19,8 +19,11 @@ use crate::app::UpgradedIo;
 use crate::io::ring::OpBuf;
 use crate::io::transport::Transport;
 
-/// Bytes one read of an upgraded connection asks for.
-const READ_BYTES: usize = 16 << 10;
+/// Bytes one read of an upgraded connection asks for, while the peer is
+/// sending. A connection that waits holds no buffer: its read takes one of
+/// the ring's picked buffers when data arrives (see `Transport::read_fresh`),
+/// so an idle WebSocket costs no read buffer of its own.
+const READ_BYTES: usize = 64 << 10;
 
 type ReadOp = Pin<Box<dyn Future<Output = (io::Result<usize>, Vec<u8>)>>>;
 type WriteOp = Pin<Box<dyn Future<Output = io::Result<usize>>>>;
@@ -28,11 +31,13 @@ type WriteOp = Pin<Box<dyn Future<Output = io::Result<usize>>>>;
 /// An upgraded connection's transport, as a byte stream both ways.
 pub(super) struct UpgradedSocket<T> {
     io: Rc<T>,
-    /// Read and not yet handed over: first the bytes that came after the
-    /// upgrade request, then what a read brought beyond the caller's room.
+    /// Bytes `at..end` were read and not yet handed over: first the bytes
+    /// that came after the upgrade request, then what a read brought
+    /// beyond the caller's room. The buffer keeps its length between
+    /// reads (no zeroing per read).
     unread: Vec<u8>,
-    /// Where `unread` starts.
     at: usize,
+    end: usize,
     reading: Option<ReadOp>,
     writing: Option<WriteOp>,
     /// A write that completed in a flush, owed to the `poll_write` retried
@@ -51,10 +56,12 @@ impl<T: Transport> UpgradedSocket<T> {
         write_timeout: Duration,
         drain: Rc<Drain>,
     ) -> Self {
+        let end = unread.len();
         UpgradedSocket {
             io,
             unread,
             at: 0,
+            end,
             reading: None,
             writing: None,
             written: None,
@@ -66,21 +73,16 @@ impl<T: Transport> UpgradedSocket<T> {
 
     /// Hands over what is unread, as much as `out` takes.
     fn take_unread(&mut self, out: &mut [u8]) -> usize {
-        let n = (self.unread.len() - self.at).min(out.len());
+        let n = (self.end - self.at).min(out.len());
         out[..n].copy_from_slice(&self.unread[self.at..self.at + n]);
         self.at += n;
-        if self.at == self.unread.len() {
-            self.unread.clear();
-            self.at = 0;
-        }
         n
     }
 }
 
 impl<T: Transport> UpgradedIo for UpgradedSocket<T> {
     fn stopping(&self) -> Pin<Box<dyn Future<Output = ()>>> {
-        let drain = self.drain.clone();
-        Box::pin(async move { drain.started().await })
+        Box::pin(self.drain.started())
     }
 }
 
@@ -91,28 +93,41 @@ impl<T: Transport> AsyncRead for UpgradedSocket<T> {
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.at < this.unread.len() || out.is_empty() {
+        if this.at < this.end || out.is_empty() {
             return Poll::Ready(Ok(this.take_unread(out)));
         }
         let reading = this.reading.get_or_insert_with(|| {
             let io = this.io.clone();
+            // The last read filled its buffer: more is likely waiting, read
+            // it into a large buffer of our own. Otherwise wait holding
+            // none.
+            let busy = this.end > 0 && this.end == this.unread.len();
             let mut buf = std::mem::take(&mut this.unread);
-            buf.resize(READ_BYTES, 0);
             Box::pin(async move {
-                let result = io.read(&mut buf, 0).await;
+                let result = if busy {
+                    if buf.len() < READ_BYTES {
+                        buf.resize(READ_BYTES, 0);
+                    }
+                    io.read(&mut buf, 0).await
+                } else {
+                    buf = Vec::new();
+                    io.read_fresh(&mut buf, false).await
+                };
                 (result, buf)
             })
         });
-        let (result, mut buf) = std::task::ready!(reading.as_mut().poll(cx));
+        let (result, buf) = std::task::ready!(reading.as_mut().poll(cx));
         this.reading = None;
-        let n = match result {
-            Ok(n) => n,
-            Err(e) => return Poll::Ready(Err(e)),
-        };
-        buf.truncate(n);
         this.unread = buf;
         this.at = 0;
-        Poll::Ready(Ok(this.take_unread(out)))
+        this.end = 0;
+        match result {
+            Ok(n) => {
+                this.end = n.min(this.unread.len());
+                Poll::Ready(Ok(this.take_unread(out)))
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 
