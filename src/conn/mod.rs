@@ -14,15 +14,16 @@
 //! ([`Conn::serve`]) until it is idle again ([`Conn::into_parked`]).
 //!
 //! Files: this one (the request loop: [`Conn::serve`], reads with their
-//! deadlines, the close), `read_buf`, `dispatch` (one request: health
-//! path, `OPTIONS *`, admission, the application's call, the switch after
-//! a `101`), `body` (a request body, read as the application asks), `respond` (encoding a response and writing what is
-//! left of it), `file` (file bodies: copy, `sendfile`, splice), `write`
-//! (writes under the stall limit, the lingering close), `watch` (the
-//! deadline the core's sweeper enforces), `upgrade` (the connection after
-//! a `101`, as a byte stream for its new protocol), `shared` (what every connection
-//! of a core shares), `heads` (the start of every response head, from
-//! the core's caches), `head_cache` and `body_rate`.
+//! deadlines, the close), `read_buf`, `dispatch` (one request: health path,
+//! `OPTIONS *`, admission, the application's call, the switch after a
+//! `101`), `body` (a request body, read as the application asks), `respond`
+//! (encoding a response and writing what is left of it), `file` (file
+//! bodies: copy, `sendfile`, splice), `write` (writes under the stall limit,
+//! the lingering close), `watch` (the deadline the core's sweeper enforces),
+//! `upgrade` (the connection after a `101`, as a byte stream for its new
+//! protocol), `shared` (what every connection of a core shares), `heads`
+//! (the start of every response head, from the core's caches), `head_cache`
+//! and `body_rate`.
 //!
 //! Hot-path discipline: no allocation per request (`tests/zero_alloc.rs`):
 //! a request's head, its response's header list, the connection's
