@@ -70,6 +70,8 @@ mod proxy;
 mod recycle;
 mod server;
 mod shutdown;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod ws;
 
 pub use app::{

@@ -1,0 +1,79 @@
+//! The `axum` example's router served by uring-serve, over real sockets
+//! (`cargo test --features tower`).
+#![cfg(feature = "tower")]
+
+mod support;
+
+#[path = "../examples/axum/router.rs"]
+mod router;
+
+use support::Client;
+use uring_serve::tower::TowerApp;
+use uring_serve::{Cores, Server, ServerHandle};
+
+fn start() -> ServerHandle {
+    Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .serve(|core| TowerApp::new(router::router(core)))
+        .expect("server starts")
+}
+
+#[test]
+fn a_route_answers_plain_text() {
+    let server = start();
+    let r = Client::connect(server.local_addr()).get("/plaintext");
+    assert_eq!((r.status, r.text()), (200, "Hello, World!".to_string()));
+}
+
+#[test]
+fn a_path_parameter_reaches_the_handler() {
+    let server = start();
+    let r = Client::connect(server.local_addr()).get("/users/42");
+    assert_eq!((r.status, r.text()), (200, "user 42\n".to_string()));
+}
+
+#[test]
+fn json_goes_in_and_comes_out() {
+    let server = start();
+    let body = r#"{"name":"ring"}"#;
+    let r = Client::connect(server.local_addr()).roundtrip(&format!(
+        "POST /greet HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(r.status, 200);
+    let reply: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(reply["message"], "hello, ring");
+}
+
+#[test]
+fn an_upload_streams_into_the_router() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr());
+    c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for _ in 0..8 {
+        c.send(b"10000\r\n");
+        c.send(&[b'u'; 0x10000]);
+        c.send(b"\r\n");
+    }
+    c.send(b"0\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!((r.status, r.text()), (200, format!("{} bytes\n", 8 * 0x10000)));
+}
+
+#[test]
+fn per_core_state_counts_across_requests() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr());
+    assert_eq!(c.get("/hits").text(), format!("core {}: 1 hits\n", server.cores()[0]));
+    assert_eq!(c.get("/hits").text(), format!("core {}: 2 hits\n", server.cores()[0]));
+}
+
+#[test]
+fn the_middleware_compresses_when_asked() {
+    let server = start();
+    let r = Client::connect(server.local_addr())
+        .roundtrip("GET /lorem HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    assert_eq!((r.status, r.header("content-encoding")), (200, Some("gzip")));
+    assert!(r.body.len() < 27 * 200 / 4, "compressed to {} bytes", r.body.len());
+}
