@@ -77,3 +77,26 @@ fn the_middleware_compresses_when_asked() {
     assert_eq!((r.status, r.header("content-encoding")), (200, Some("gzip")));
     assert!(r.body.len() < 27 * 200 / 4, "compressed to {} bytes", r.body.len());
 }
+
+/// A handler that needs tokio's reactor finds none on a core: its request
+/// gets a 500, and the core goes on serving.
+#[test]
+fn a_handler_that_needs_tokio_gets_500_and_the_core_goes_on() {
+    let server = Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .serve(|core| {
+            let tokio_sleep = axum::routing::get(|| async {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                "slept"
+            });
+            TowerApp::new(router::router(core).route("/tokio", tokio_sleep))
+        })
+        .expect("server starts");
+    let r = Client::connect(server.local_addr()).get("/tokio");
+    assert_eq!(r.status, 500);
+    let r = Client::connect(server.local_addr()).get("/plaintext");
+    assert_eq!(r.status, 200);
+    let metrics = &server.metrics()[0];
+    assert_eq!((metrics.app_panics, metrics.core_restarts), (1, 0));
+}

@@ -82,10 +82,10 @@ impl<A: App, T: Transport> Conn<A, T> {
         let keep_alive = head.keep_alive();
         let request = Request::new(head, body, self.peer.0, origin);
         let (mut response, keep_alive) = match call_app(&self.shared, request).await {
-            Some(response) => (response, keep_alive),
-            None => {
+            Ok(response) => (response, keep_alive),
+            Err(why) => {
                 self.shared.metrics.app_panics.inc();
-                error!(peer = %self.peer, "application panicked; answered 500");
+                error!(peer = %self.peer, "application panicked ({why}); answered 500");
                 (Response::internal_error(), false)
             }
         };
@@ -260,17 +260,27 @@ pub(super) struct AppCall<F> {
 }
 
 impl<F: Future<Output = Response>> Future for AppCall<F> {
-    type Output = Option<Response>;
+    type Output = Result<Response, String>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Option<Response>> {
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         // `Recycled` is a pointer: `AppCall` is `Unpin` whatever `F` is.
         let Some(future) = self.get_mut().future.as_mut() else {
-            return Poll::Ready(None);
+            return Poll::Ready(Err("making its future panicked".into()));
         };
         match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(future).poll(cx))) {
-            Ok(Poll::Ready(response)) => Poll::Ready(Some(response)),
+            Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(None),
+            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
         }
+    }
+}
+
+/// What a panic said: its message, when it is a string (a handler that
+/// needs tokio's reactor says "there is no reactor running").
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(message), _) => (*message).to_string(),
+        (_, Some(message)) => message.clone(),
+        _ => "a panic without a message".to_string(),
     }
 }
