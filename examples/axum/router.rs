@@ -47,6 +47,13 @@ pub fn router(core: CoreId) -> Router {
         .layer(CompressionLayer::new())
 }
 
+/// Only `/plaintext` and `/json`, no state, no middleware.
+pub fn bare() -> Router {
+    Router::new()
+        .route("/plaintext", get(|| async { "Hello, World!" }))
+        .route("/json", get(|| async { Json(serde_json::json!({ "message": "Hello, World!" })) }))
+}
+
 async fn user(Path(id): Path<u64>) -> String {
     format!("user {id}\n")
 }
