@@ -29,14 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let server = Server::builder()
-        .cores(cores)
-        .bind(("127.0.0.1", port))
-        .serve(move |core| {
-            // `--bare`: only /plaintext and /json, no middleware, the router
-            // the benchmarks put beside axum::serve.
-            TowerApp::new(if bare { router::bare() } else { router::router(core) })
-        })?;
+    let server = Server::builder().cores(cores).bind(("127.0.0.1", port)).serve(move |core| {
+        // `--bare`: only /plaintext and /json, no middleware, the router
+        // the benchmarks put beside axum::serve.
+        TowerApp::new(if bare { router::bare() } else { router::router(core) })
+    })?;
     println!("listening on {}", server.local_addr());
     server.join()?;
     Ok(())
