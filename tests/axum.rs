@@ -100,3 +100,18 @@ fn a_handler_that_needs_tokio_gets_500_and_the_core_goes_on() {
     let metrics = &server.metrics()[0];
     assert_eq!((metrics.app_panics, metrics.core_restarts), (1, 0));
 }
+
+/// The router the benchmarks use (`--bare`): the two routes, JSON as JSON.
+#[test]
+fn the_bare_router_answers_the_benchmark_routes() {
+    let server = Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .serve(|_| TowerApp::new(router::bare()))
+        .expect("server starts");
+    let mut c = Client::connect(server.local_addr());
+    assert_eq!(c.get("/plaintext").text(), "Hello, World!");
+    let r = c.get("/json");
+    assert_eq!((r.status, r.header("content-type")), (200, Some("application/json")));
+    assert_eq!(r.text(), r#"{"message":"Hello, World!"}"#);
+}
