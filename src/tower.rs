@@ -120,8 +120,11 @@ where
     }
 }
 
-/// The native request as an `http` request for a tower service.
-fn to_http(mut req: Request) -> Result<http::Request<TowerBody>, http::Error> {
+/// The native request as an `http` request (its body streamed as
+/// [`TowerBody`]), for an application that hands some requests to a tower
+/// service itself. The peer's address is in its extensions
+/// (`Option<SocketAddr>` is not: a Unix-socket peer has none).
+pub fn to_http(mut req: Request) -> Result<http::Request<TowerBody>, http::Error> {
     let mut builder = http::Request::builder()
         .method(http::Method::from_bytes(req.method_str().as_bytes())?)
         .uri(req.target())
@@ -138,10 +141,11 @@ fn to_http(mut req: Request) -> Result<http::Request<TowerBody>, http::Error> {
     builder.body(TowerBody(CoreLocal(req.take_body())))
 }
 
-/// A tower service's response as the native one: headers copied, the body
-/// whole when it is all there at once, else streamed (with its length when
-/// the size hint is exact).
-fn from_http<B>(response: http::Response<B>) -> Response
+/// An `http` response (a tower service's) as the native one: headers
+/// copied (a value that is not visible ASCII is left out), the body whole
+/// when it is all there at once, else streamed (with its length when the
+/// size hint is exact).
+pub fn from_http<B>(response: http::Response<B>) -> Response
 where
     B: HttpBody + 'static,
     B::Error: Into<BoxError>,
