@@ -55,7 +55,7 @@ impl Builder {
     }
 
     /// The address to listen on (port 0: a free port, see
-    /// [`ServerHandle::local_addr`]). Default is `127.0.0.1:8000`. A name
+    /// [`ServerHandle::local_addr`](crate::ServerHandle::local_addr)). Default is `127.0.0.1:8000`. A name
     /// is resolved now and its first address is used.
     pub fn bind(mut self, addr: impl ToSocketAddrs) -> Builder {
         match addr.to_socket_addrs().map(|mut addrs| addrs.next()) {
@@ -236,7 +236,7 @@ impl Builder {
     /// How each core's socket ring is set up. Default [`RingSetup::Auto`]:
     /// the first set-up of [`RingSetup::LADDER`] the kernel accepts and that
     /// wakes the core. Naming one makes the start fail
-    /// ([`StartError::Ring`]) where it does not work.
+    /// ([`StartError::Ring`](crate::StartError::Ring)) where it does not work.
     pub fn ring_setup(mut self, setup: RingSetup) -> Builder {
         self.config.ring_setup = setup;
         self
@@ -253,7 +253,7 @@ impl Builder {
 
     /// Serves Prometheus metrics at `addr` (`GET /metrics`), on a listener
     /// and thread of their own. Port 0 picks a free port
-    /// ([`ServerHandle::metrics_addr`] tells which).
+    /// ([`ServerHandle::metrics_addr`](crate::ServerHandle::metrics_addr) tells which).
     pub fn metrics(mut self, addr: SocketAddr) -> Builder {
         self.config.metrics = Some(addr);
         self
