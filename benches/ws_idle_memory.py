@@ -10,34 +10,18 @@ and, when the peer kit's venv is there, uvicorn with benches/ws_echo_asgi.py
 import base64
 import json
 import os
-import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
 
+from idle_memory import group_rss_kib, raise_nofile
+
 CONNECTIONS = 10_000
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 UVICORN = os.path.join(ROOT, "..", "shared", "peers", "python", ".venv", "bin", "uvicorn")
-
-
-def group_rss_kib(pgid):
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS"):
-                        total += int(line.split()[1])
-        except (OSError, ProcessLookupError):
-            continue
-    return total
 
 
 def start(kind, port):
@@ -94,8 +78,7 @@ def measure(kind, port):
 
 
 def main():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, CONNECTIONS * 2 + 1024), hard))
+    raise_nofile()
     repeats = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     kinds = ["uring-serve"] + (["uvicorn"] if os.path.exists(UVICORN) else [])
     port = 29700

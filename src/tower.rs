@@ -168,13 +168,8 @@ where
     let mut cx = TaskContext::from_waker(futures_util::task::noop_waker_ref());
     match body.as_mut().poll_frame(&mut cx) {
         Poll::Ready(Some(Ok(frame))) => {
-            if let Ok(mut data) = frame.into_data() {
-                while data.has_remaining() {
-                    let chunk = data.chunk();
-                    first.extend_from_slice(chunk);
-                    let n = chunk.len();
-                    data.advance(n);
-                }
+            if let Ok(data) = frame.into_data() {
+                first = into_vec(data);
             }
             if body.is_end_stream() {
                 return native.body(first);
@@ -218,14 +213,8 @@ where
                 None => return Poll::Ready(None),
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 Some(Ok(frame)) => {
-                    let Ok(mut data) = frame.into_data() else { continue };
-                    let mut piece = Vec::with_capacity(data.remaining());
-                    while data.has_remaining() {
-                        let chunk = data.chunk();
-                        piece.extend_from_slice(chunk);
-                        let n = chunk.len();
-                        data.advance(n);
-                    }
+                    let Ok(data) = frame.into_data() else { continue };
+                    let piece = into_vec(data);
                     if !piece.is_empty() {
                         return Poll::Ready(Some(Ok(piece)));
                     }
@@ -233,4 +222,11 @@ where
             }
         }
     }
+}
+
+/// A body frame's bytes as the vector the native body takes (no copy when
+/// the frame is an unshared `Bytes`).
+fn into_vec(mut data: impl Buf) -> Vec<u8> {
+    let len = data.remaining();
+    Vec::from(data.copy_to_bytes(len))
 }

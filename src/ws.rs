@@ -25,7 +25,7 @@ use futures_lite::StreamExt;
 
 use crate::app::{Context, Request, Response, Upgraded};
 use crate::config::WsSettings;
-use crate::http::{Method, Version};
+use crate::http::{self, Method, Version};
 
 pub use async_tungstenite::tungstenite::{Error, Message};
 
@@ -55,9 +55,7 @@ fn handshake_key(req: &Request) -> Result<String, Response> {
         return Err(bad("the request must be GET over HTTP/1.1"));
     }
     let has_token = |name: &str, token: &str| {
-        req.headers().filter(|(n, _)| n.eq_ignore_ascii_case(name)).any(|(_, v)| {
-            v.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-        })
+        req.headers().any(|(n, v)| n.eq_ignore_ascii_case(name) && http::has_token(v, token))
     };
     if !has_token("upgrade", "websocket") {
         return Err(bad("Upgrade: websocket is missing").header("upgrade", "websocket"));

@@ -18,6 +18,7 @@ use tracing::debug;
 use super::body_rate::BodyRate;
 use super::read_buf::ReadBuf;
 use super::shared::Timeouts;
+use super::write::write_all;
 use super::Watch;
 use crate::app::{BodyError, BodySource, NextPiece, RequestBody};
 use crate::http::{self, BodyFraming, ChunkedDecoder, DecodeStatus, Limits, ParseError};
@@ -215,15 +216,9 @@ impl<T: Transport> BodyReader<T> {
     /// and fast enough for `--min-body-rate`.
     async fn read_more(&self, state: &mut ReaderState) -> Result<(), BodyEnd> {
         if std::mem::take(&mut state.continue_pending) {
-            let mut at = 0;
-            let mut data = OpBuf::Bytes(Cow::Borrowed(http::CONTINUE));
-            while at < http::CONTINUE.len() {
-                let (written, back) = self.io.write(data, at).await;
-                data = back;
-                match written {
-                    Ok(n @ 1..) => at += n,
-                    _ => return Err(BodyEnd::Failed),
-                }
+            let data = OpBuf::Bytes(Cow::Borrowed(http::CONTINUE));
+            if write_all(&*self.io, data, None).await.0.is_err() {
+                return Err(BodyEnd::Failed);
             }
         }
         let want = match &state.rest {

@@ -18,7 +18,7 @@ use super::upgrade::UpgradedSocket;
 use super::{Conn, Next, Shared, Unsent};
 use crate::admission::Permit;
 use crate::app::{App, Body, Request, RequestBody, Response, Upgraded};
-use crate::http::{self, BodyFraming, Method, ParseError, RequestHead, ResponseFraming, Version};
+use crate::http::{self, BodyFraming, Method, ParseError, RequestHead, Version};
 use crate::io::transport::Transport;
 use crate::metrics::TimeoutKind;
 use crate::proxy::{self, Origin};
@@ -139,24 +139,16 @@ impl<A: App, T: Transport> Conn<A, T> {
     /// connection closes. The request's admission permit goes once the
     /// `101` is written.
     async fn switch(&mut self, mut response: Response, permit: Permit) -> Result<Next, ConnError> {
+        if !http::is_sendable_head(200, response.headers()) {
+            // Refused the ordinary way: the head is replaced by a 500.
+            self.respond(response, false, false, false).await?;
+            return Ok(Next::Close);
+        }
         self.shared.heads.start(&mut response, &mut self.wbuf);
-        let status = response.status();
-        self.shared.metrics.count_response(status);
-        self.status = Some(status);
-        let on_upgrade = match response.take_body() {
-            Body::Upgrade(on_upgrade) => on_upgrade,
-            // The head was refused (an invalid header): the 500 that
-            // replaced it has its body to send.
-            body => {
-                let body = match body {
-                    Body::Full(bytes) => bytes,
-                    _ => Default::default(),
-                };
-                let framing = ResponseFraming::Length(body.len() as u64);
-                http::encode_end(framing, false, false, &mut self.wbuf);
-                self.wbuf.extend_from_slice(&body);
-                return Ok(Next::Close);
-            }
+        self.shared.metrics.count_response(101);
+        self.status = Some(101);
+        let Body::Upgrade(on_upgrade) = response.take_body() else {
+            return Ok(Next::Close);
         };
         http::encode_upgrade_end(&mut self.wbuf);
         self.flush().await?;

@@ -10,10 +10,11 @@ use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite};
 
+use super::watch::Stall;
 use super::{Drain, Watch};
 use crate::app::UpgradedIo;
 use crate::io::ring::OpBuf;
@@ -152,18 +153,15 @@ impl<T: Transport> AsyncWrite for UpgradedSocket<T> {
             Box::pin(async move {
                 // The core's sweeper cuts a write the client takes nothing of
                 // for the write timeout.
-                watch.writing.set(true);
-                watch.deadline.set(Some(Instant::now() + limit));
+                let stall = Stall { watch: &watch, limit };
+                stall.arm();
                 let (result, _) = io.write(data, 0).await;
-                watch.deadline.set(None);
-                watch.writing.set(false);
-                if watch.write_cut.get() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "--timeout-write: the peer took nothing",
-                    ));
+                match stall.disarm() {
+                    Err(stalled) => {
+                        Err(io::Error::new(io::ErrorKind::TimedOut, stalled.to_string()))
+                    }
+                    Ok(()) => result,
                 }
-                result
             })
         });
         let result = std::task::ready!(writing.as_mut().poll(cx));

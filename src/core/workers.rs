@@ -20,16 +20,13 @@ use super::registry::Registration;
 use super::CoreState;
 use crate::app::App;
 use crate::conn::{Conn, ConnError, Outcome};
-use crate::io::ring::Unpark;
+use crate::io::ring::{Unpark, TABLES_START};
 use crate::metrics::TimeoutKind;
 use crate::probe::OnRequestPath;
 use crate::recycle::Recycled;
 
 /// Idle workers a core keeps beyond a sweep (see [`serve_ready`]).
 pub(super) const IDLE_WORKERS: usize = 64;
-/// Keys and waiters the tables hold before they first grow (see
-/// `io::ring`'s tables): a core's first busy moments allocate nothing.
-const TABLES_START: usize = 64;
 
 /// The workers of a core: the keys of connections that became ready, and
 /// the tasks waiting to take them.

@@ -42,7 +42,8 @@ pub use date::HttpDate;
 pub use framing::{encode_chunk, frame, is_sendable_head, BodySize, Framing, LAST_CHUNK};
 pub(crate) use request::starts_like_head;
 pub use request::{
-    parse_head, BodyFraming, Limits, Method, ParseError, RequestHead, Version, MAX_HEADERS_CAP,
+    has_token, parse_head, BodyFraming, Limits, Method, ParseError, RequestHead, Version,
+    MAX_HEADERS_CAP,
 };
 pub use response::{
     connection_has_close, encode_end, encode_upgrade_end, is_valid_header_name,

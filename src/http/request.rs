@@ -610,6 +610,12 @@ pub(crate) fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(trim_ows).filter(|e| !e.is_empty())
 }
 
+/// Whether a comma-separated header value (`Connection`, `Upgrade`) holds
+/// `token`, in any case (RFC 9110 §5.6.1, §7.6.1).
+pub fn has_token(value: &[u8], token: &str) -> bool {
+    list_elements(value).any(|element| element.eq_ignore_ascii_case(token.as_bytes()))
+}
+
 fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;

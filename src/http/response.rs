@@ -206,7 +206,7 @@ pub fn is_valid_header_value(value: &str) -> bool {
 
 /// Whether a `Connection` value contains the `close` option.
 pub fn connection_has_close(value: &[u8]) -> bool {
-    value.split(|&b| b == b',').any(|o| o.trim_ascii().eq_ignore_ascii_case(b"close"))
+    super::request::has_token(value, "close")
 }
 
 /// The reason phrase for `status` (empty for codes without one).

@@ -113,7 +113,7 @@ const RING_ENTRIES: u32 = 1024;
 /// before they first grow: a core's first busy moments then allocate
 /// nothing on the request path (tables only grow past a core's busiest
 /// moment so far, never shrink).
-const TABLES_START: usize = 64;
+pub(crate) const TABLES_START: usize = 64;
 
 /// `user_data` of operations whose completion nobody waits for (cancels).
 const DETACHED: u64 = u64::MAX;
