@@ -10,6 +10,11 @@ sending ROUNDS batches of DEPTH pipelined TechEmpower-style requests and
 reading every response before the next batch.
 
     benches/instructions.py [--depth 16] [--rounds 200] [--conns 8] [--keep DIR]
+                            [--axum]
+
+With --axum it counts the `axum` example's bare router (`/plaintext` through
+`uring_serve::tower::TowerApp`, built with `--features tower`) instead of
+the bench app: the adapter's cost is the difference.
 
 Prints instructions per request, total and for the heaviest functions
 (inclusive). With --keep the callgrind profile is left in DIR for
@@ -28,6 +33,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_DIR = os.path.join(ROOT, "target", "instructions")
 BINARY = os.path.join(TARGET_DIR, "release", "uring-serve")
+AXUM_BINARY = os.path.join(TARGET_DIR, "release", "examples", "axum")
 
 
 def request(port):
@@ -83,16 +89,18 @@ def main():
     ap.add_argument("--conns", type=int, default=8)
     ap.add_argument("--keep", help="directory to leave the callgrind profile in")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--axum", action="store_true",
+                    help="count the axum example's bare router instead")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is required (apt-get install valgrind)")
 
     if not args.no_build:
         env = dict(os.environ, CARGO_PROFILE_RELEASE_DEBUG="line-tables-only")
-        subprocess.run(
-            ["cargo", "build", "--release", "--target-dir", TARGET_DIR],
-            cwd=ROOT, env=env, check=True,
-        )
+        build = ["cargo", "build", "--release", "--target-dir", TARGET_DIR]
+        if args.axum:
+            build += ["--features", "tower", "--example", "axum"]
+        subprocess.run(build, cwd=ROOT, env=env, check=True)
     out_dir = args.keep or tempfile.mkdtemp(prefix="uring-serve-callgrind-")
     os.makedirs(out_dir, exist_ok=True)
     profile = os.path.join(out_dir, "callgrind.out")
@@ -100,7 +108,8 @@ def main():
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no",
          f"--callgrind-out-file={profile}",
-         BINARY, "--cores", "1", "--port", str(port)],
+         *([AXUM_BINARY, "--bare"] if args.axum else [BINARY]),
+         "--cores", "1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -136,7 +145,7 @@ def main():
         if "PROGRAM TOTALS" in line:
             print(f"{count / answered:8.0f}  instructions per request")
             continue
-        if "uring_serve::" in name or "httparse::" in name or "memcpy" in name:
+        if any(part in name for part in ("uring_serve::", "httparse::", "memcpy", "axum::", "http::")):
             print(f"{count / answered:8.0f}  {name[:150]}")
             shown += 1
             if shown == 20:

@@ -256,6 +256,12 @@ impl Request {
         self.head.headers()
     }
 
+    /// The head as parsed.
+    #[cfg(feature = "tower")]
+    pub(crate) fn head(&self) -> &RequestHead {
+        &self.head
+    }
+
     /// The body, read as it arrives (see [`RequestBody`]).
     pub fn body(&mut self) -> &mut RequestBody {
         &mut self.body

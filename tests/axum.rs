@@ -6,7 +6,11 @@ mod support;
 
 #[path = "../examples/axum/router.rs"]
 mod router;
+#[path = "../examples/axum/site.rs"]
+mod site;
 
+use site::Site;
+use support::ws::{frame, open, read_frame};
 use support::Client;
 use uring_serve::tower::TowerApp;
 use uring_serve::{Cores, Server, ServerHandle};
@@ -15,7 +19,7 @@ fn start() -> ServerHandle {
     Server::builder()
         .cores(Cores::Count(1))
         .bind("127.0.0.1:0")
-        .serve(|core| TowerApp::new(router::router(core)))
+        .serve(|core| Site::new(router::router(core)))
         .expect("server starts")
 }
 
@@ -114,4 +118,61 @@ fn the_bare_router_answers_the_benchmark_routes() {
     let r = c.get("/json");
     assert_eq!((r.status, r.header("content-type")), (200, Some("application/json")));
     assert_eq!(r.text(), r#"{"message":"Hello, World!"}"#);
+}
+
+#[test]
+fn the_peer_address_reaches_the_router_as_an_extension() {
+    let server = start();
+    let r = Client::connect(server.local_addr()).get("/peer");
+    assert_eq!((r.status, r.text()), (200, "127.0.0.1\n".to_string()));
+}
+
+#[test]
+fn the_websocket_path_is_answered_natively_beside_the_router() {
+    let server = start();
+    let mut socket = open(&server, "/ws");
+    socket.send(&frame(0x1, b"through the ring"));
+    assert_eq!(read_frame(&mut socket), (0x1, b"through the ring".to_vec()));
+    let r = Client::connect(server.local_addr()).get("/plaintext");
+    assert_eq!((r.status, r.text()), (200, "Hello, World!".to_string()));
+}
+
+/// A server whose router also answers `/streamed` with a body streamed in
+/// two pieces, with the `Content-Length` header `length` if given.
+fn start_with_stream(length: Option<&'static str>) -> ServerHandle {
+    Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .serve(move |core| {
+            let streamed = axum::routing::get(move || async move {
+                let pieces = ["stream", "ed\n"].map(|p| Ok::<_, std::io::Error>(p.as_bytes()));
+                let body = axum::body::Body::from_stream(futures_lite::stream::iter(pieces));
+                let mut response = axum::response::Response::new(body);
+                if let Some(length) = length {
+                    response.headers_mut().insert("content-length", length.parse().unwrap());
+                }
+                response
+            });
+            TowerApp::new(router::router(core).route("/streamed", streamed))
+        })
+        .expect("server starts")
+}
+
+#[test]
+fn a_streamed_body_with_a_content_length_header_is_sent_with_that_length() {
+    let server = start_with_stream(Some("9"));
+    let r = Client::connect(server.local_addr()).get("/streamed");
+    assert_eq!((r.header("content-length"), r.header("transfer-encoding")), (Some("9"), None));
+    assert_eq!(r.text(), "streamed\n");
+}
+
+#[test]
+fn a_streamed_body_of_unknown_length_is_chunked() {
+    let server = start_with_stream(None);
+    let r = Client::connect(server.local_addr()).get("/streamed");
+    assert_eq!(
+        (r.header("content-length"), r.header("transfer-encoding")),
+        (None, Some("chunked"))
+    );
+    assert_eq!(r.text(), "streamed\n");
 }

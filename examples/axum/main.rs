@@ -5,10 +5,13 @@
 //! (`--bare` serves only `/plaintext` and `/json`, without middleware: the
 //! router the benchmarks compare with `axum::serve` on tokio), then
 //! `curl 127.0.0.1:8000/users/7`, `curl -d '{"name":"ring"}' -H
-//! 'content-type: application/json' 127.0.0.1:8000/greet`.
+//! 'content-type: application/json' 127.0.0.1:8000/greet`; a WebSocket
+//! client on `ws://127.0.0.1:8000/ws` gets its messages echoed.
 
 mod router;
+mod site;
 
+use site::Site;
 use uring_serve::tower::TowerApp;
 use uring_serve::{Cores, Server};
 
@@ -29,11 +32,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    let server = Server::builder().cores(cores).bind(("127.0.0.1", port)).serve(move |core| {
-        // `--bare`: only /plaintext and /json, no middleware, the router
-        // the benchmarks put beside axum::serve.
-        TowerApp::new(if bare { router::bare() } else { router::router(core) })
-    })?;
+    let address = ("127.0.0.1", port);
+    let server = if bare {
+        // Only /plaintext and /json, no middleware, no WebSocket: the
+        // router the benchmarks put beside axum::serve.
+        Server::builder().cores(cores).bind(address).serve(|_| TowerApp::new(router::bare()))?
+    } else {
+        Server::builder()
+            .cores(cores)
+            .bind(address)
+            .serve(|core| Site::new(router::router(core)))?
+    };
     println!("listening on {}", server.local_addr());
     server.join()?;
     Ok(())

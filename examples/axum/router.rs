@@ -1,13 +1,16 @@
 //! The axum router of the `axum` example (also driven by `tests/axum.rs`):
 //! per-core state, JSON in and out, a path parameter, a streaming upload
-//! and a tower-http middleware.
+//! and a tower-http middleware. The peer's address is the request's
+//! `SocketAddr` extension.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_http::compression::CompressionLayer;
@@ -42,6 +45,10 @@ pub fn router(core: CoreId) -> Router {
         .route("/greet", post(greet))
         .route("/upload", post(upload))
         .route("/hits", get(hits))
+        .route(
+            "/peer",
+            get(|Extension(peer): Extension<SocketAddr>| async move { format!("{}\n", peer.ip()) }),
+        )
         .route("/lorem", get(|| async { "lorem ipsum dolor sit amet ".repeat(200) }))
         .with_state(state)
         .layer(CompressionLayer::new())

@@ -254,6 +254,27 @@ impl RequestHead {
             .map(|(n, v)| (self.str_at(n.clone()), &self.parts.bytes[v.clone()]))
     }
 
+    /// The head's bytes as received. With [`RequestHead::target_range`]
+    /// and [`RequestHead::header_ranges`], for a caller that copies the
+    /// head once and shares slices of it rather than copy each part.
+    #[cfg(feature = "tower")]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.parts.bytes
+    }
+
+    /// Where the target lies in [`RequestHead::bytes`].
+    #[cfg(feature = "tower")]
+    pub(crate) fn target_range(&self) -> Range<usize> {
+        self.parts.target.clone()
+    }
+
+    /// Where each header line's name and value lie in
+    /// [`RequestHead::bytes`], in the order sent.
+    #[cfg(feature = "tower")]
+    pub(crate) fn header_ranges(&self) -> &[(Range<usize>, Range<usize>)] {
+        &self.parts.headers
+    }
+
     /// The value of the first header named `name` (any case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.parts

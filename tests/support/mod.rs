@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
