@@ -10,11 +10,13 @@ sending ROUNDS batches of DEPTH pipelined TechEmpower-style requests and
 reading every response before the next batch.
 
     benches/instructions.py [--depth 16] [--rounds 200] [--conns 8] [--keep DIR]
-                            [--axum]
+                            [--axum | --command "CMD {port}"]
 
 With --axum it counts the `axum` example's bare router (`/plaintext` through
 `uring_serve::tower::TowerApp`, built with `--features tower`) instead of
-the bench app: the adapter's cost is the difference.
+the bench app: the adapter's cost is the difference. With --command it
+counts any server (`{port}` in it is replaced), e.g. the same router on
+`axum::serve` (bench-results/axum/reference/), without building anything.
 
 Prints instructions per request, total and for the heaviest functions
 (inclusive). With --keep the callgrind profile is left in DIR for
@@ -82,6 +84,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def server_command(args, port):
+    """The server to count, on `port` and one core."""
+    if args.command:
+        return args.command.replace("{port}", str(port)).split()
+    binary = [AXUM_BINARY, "--bare"] if args.axum else [BINARY]
+    return binary + ["--cores", "1", "--port", str(port)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--depth", type=int, default=16)
@@ -91,11 +101,12 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--axum", action="store_true",
                     help="count the axum example's bare router instead")
+    ap.add_argument("--command", help="count this server instead ({port} is replaced)")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is required (apt-get install valgrind)")
 
-    if not args.no_build:
+    if not args.no_build and not args.command:
         env = dict(os.environ, CARGO_PROFILE_RELEASE_DEBUG="line-tables-only")
         build = ["cargo", "build", "--release", "--target-dir", TARGET_DIR]
         if args.axum:
@@ -108,8 +119,7 @@ def main():
     server = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--instr-atstart=no",
          f"--callgrind-out-file={profile}",
-         *([AXUM_BINARY, "--bare"] if args.axum else [BINARY]),
-         "--cores", "1", "--port", str(port)],
+         *server_command(args, port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

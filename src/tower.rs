@@ -83,12 +83,23 @@ impl HttpBody for TowerBody {
 #[derive(Debug, Clone)]
 pub struct TowerApp<S> {
     service: S,
+    peer_addr: bool,
 }
 
 impl<S> TowerApp<S> {
     /// Serves `service` (an axum `Router`, say) on the core it is built on.
     pub fn new(service: S) -> TowerApp<S> {
-        TowerApp { service }
+        TowerApp { service, peer_addr: false }
+    }
+
+    /// Puts the peer's address in each request's extensions as a
+    /// `SocketAddr` (axum: `Extension<SocketAddr>`; none on a Unix
+    /// socket). Off unless asked for, as axum's
+    /// `into_make_service_with_connect_info` is: it costs an allocation
+    /// per request.
+    pub fn with_peer_addr(mut self) -> TowerApp<S> {
+        self.peer_addr = true;
+        self
     }
 }
 
@@ -102,10 +113,14 @@ where
     B::Error: Into<BoxError>,
 {
     async fn call(&self, req: Request, _cx: &Context) -> Response {
-        let request = match to_http(req) {
+        let peer = req.peer_addr().filter(|_| self.peer_addr);
+        let mut request = match to_http(req) {
             Ok(request) => request,
             Err(why) => return Response::plain(400, format!("{why}\n")),
         };
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(peer);
+        }
         let mut service = self.service.clone();
         if let Err(e) = poll_fn(|cx| service.poll_ready(cx)).await {
             tracing::error!("tower service not ready: {e}; answered 503");
@@ -123,8 +138,8 @@ where
 
 /// The native request as an `http` request (its body streamed as
 /// [`TowerBody`]), for an application that hands some requests to a tower
-/// service itself. The peer's address is in its extensions
-/// (`Option<SocketAddr>` is not: a Unix-socket peer has none).
+/// service itself. Its extensions are empty (the peer's address is
+/// [`Request::peer_addr`], to insert if the service wants it).
 ///
 /// The head is copied once; the target and every header value are slices
 /// of that copy (a copy each cost a third of the adapter's instructions).
@@ -144,15 +159,11 @@ pub fn to_http(mut req: Request) -> Result<http::Request<TowerBody>, http::Error
             http::HeaderValue::from_maybe_shared(raw.slice(value.clone()))?,
         );
     }
-    let peer = req.peer_addr();
     let mut request = http::Request::new(TowerBody(CoreLocal(req.take_body())));
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = headers;
-    if let Some(peer) = peer {
-        request.extensions_mut().insert(peer);
-    }
     Ok(request)
 }
 

@@ -1,7 +1,7 @@
 //! The axum router of the `axum` example (also driven by `tests/axum.rs`):
 //! per-core state, JSON in and out, a path parameter, a streaming upload
 //! and a tower-http middleware. The peer's address is the request's
-//! `SocketAddr` extension.
+//! `SocketAddr` extension (`TowerApp::with_peer_addr`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

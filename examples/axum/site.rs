@@ -15,7 +15,7 @@ pub struct Site {
 
 impl Site {
     pub fn new(router: Router) -> Site {
-        Site { router: TowerApp::new(router) }
+        Site { router: TowerApp::new(router).with_peer_addr() }
     }
 }
 
