@@ -70,6 +70,7 @@ mod proxy;
 mod recycle;
 mod server;
 mod shutdown;
+pub mod tls;
 #[cfg(feature = "tower")]
 pub mod tower;
 pub mod ws;

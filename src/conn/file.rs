@@ -39,7 +39,7 @@ impl<A: App, T: Transport> Conn<A, T> {
         len: u64,
     ) -> Result<(), ConnError> {
         let file = FileBody::new(file);
-        if len < SPLICE_MIN_BYTES {
+        if len < SPLICE_MIN_BYTES || !self.io.sends_files() {
             return self.copy_file(&file, offset, 0, len).await;
         }
         let first = len.min(CACHED_WINDOW_BYTES);

@@ -53,6 +53,11 @@ impl RingSocket {
         Read { op, buf, fd: self.fd(), ring: &self.ring, own_buffer_if_none: true }
     }
 
+    /// The core's ring, which this socket's I/O goes through.
+    pub(crate) fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
     pub(crate) fn fd(&self) -> RawFd {
         self.socket.as_raw_fd()
     }

@@ -76,6 +76,12 @@ pub(crate) trait Transport: 'static {
     /// last response.
     fn shutdown_write(&self) -> io::Result<()>;
 
+    /// Whether file bodies may go out with `sendfile` or a splice (not over
+    /// TLS in user space: the kernel would send them unencrypted).
+    fn sends_files(&self) -> bool {
+        true
+    }
+
     /// Switches to non-blocking mode until the returned guard is restored
     /// (or dropped): the mode in which a sender on the core never waits
     /// inside the kernel for a client that reads slowly.

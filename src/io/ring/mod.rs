@@ -166,7 +166,7 @@ impl OpBuf {
         }
     }
 
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             OpBuf::None | OpBuf::Picked(_) | OpBuf::Splice(_) => &[],
             OpBuf::Vec(v) => v,

@@ -65,6 +65,12 @@ impl Ring {
         picks.give_back(id);
     }
 
+    /// An operation that completes at once with 0 (`IORING_OP_NOP`, 5.1):
+    /// a parked read for a connection whose next read needs no I/O.
+    pub(crate) fn nop(&self) -> Op<'_> {
+        self.start(OpBuf::None, |_| opcode::Nop::new().build())
+    }
+
     /// Waits until `fd` is readable (or hung up). Used for the listening
     /// socket: an accept stays a syscall, so a ring left behind by an
     /// executor that died can never take a connection out of the queue.

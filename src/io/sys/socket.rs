@@ -47,6 +47,22 @@ pub(crate) fn send_more(socket: std::os::fd::RawFd, bytes: &[u8]) -> std::io::Re
     usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }
 
+/// `send(2)` that never waits (`MSG_DONTWAIT`): what the socket's buffer
+/// takes now. For a few last bytes (TLS's `close_notify`) before a
+/// shutdown.
+pub(crate) fn send_now(socket: std::os::fd::RawFd, bytes: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: send(2) reads at most `bytes.len()` bytes from `bytes`.
+    let n = unsafe {
+        libc::send(
+            socket,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
 /// Sets or clears `O_NONBLOCK` on `fd` in one call (`FIONBIO`), keeping
 /// its other status flags: for the server's sockets and for files an
 /// application handed over.

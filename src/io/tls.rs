@@ -1,0 +1,440 @@
+//! [`TlsSocket`]: a TLS connection on the core's ring, the server's
+//! [`Transport`] when it serves HTTPS. It wraps a [`RingSocket`]: reads
+//! receive ciphertext on the ring and give back the plaintext in it
+//! (carrying the handshake, which happens within the connection's first
+//! reads, under its request-header deadline); writes encrypt and send.
+//! The protocol itself is `tls::session`, over bytes.
+//!
+//! Memory: an idle connection holds no buffer (its next receive takes one
+//! of the ring's when data arrives, as a plain connection's does), only
+//! the rustls state. A read holds the start of a record that is not whole
+//! yet; a write encrypts at most [`WRITE_PLAINTEXT`] bytes at a time.
+//!
+//! File bodies cannot go out with `sendfile` or a splice (the kernel would
+//! send them unencrypted): [`Transport::sends_files`] says so, and `conn`
+//! reads and writes them in bounded chunks instead.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use rustls::server::UnbufferedServerConnection;
+
+use super::file::{FileBody, Pipe};
+use super::ring::{Detached, Op, OpBuf};
+use super::socket::{NonBlocking, RingSocket};
+use super::sys;
+use super::transport::{PendingRead, Transport};
+use crate::tls::session::TlsSession;
+
+/// Room for one whole TLS record (16 KiB of plaintext, its header and
+/// tag), what a receive asks for beyond a partial record.
+const RECEIVE_BYTES: usize = 20 << 10;
+
+/// The most ciphertext a connection holds before it makes sense of it: a
+/// handshake message can span records up to 64 KiB (a long client
+/// certificate chain).
+const MAX_INCOMING: usize = 80 << 10;
+
+/// Plaintext encrypted per write: the ciphertext a write holds stays
+/// bounded whatever the response's size.
+pub(crate) const WRITE_PLAINTEXT: usize = 256 << 10;
+
+/// A connection's TLS socket.
+pub(crate) struct TlsSocket {
+    socket: RingSocket,
+    state: RefCell<TlsState>,
+}
+
+/// What a TLS connection keeps between operations.
+struct TlsState {
+    session: TlsSession,
+    /// Ciphertext received: `incoming[..filled]`, the start of a record
+    /// not yet whole. Let go of while the connection waits with nothing.
+    incoming: Vec<u8>,
+    filled: usize,
+    /// TLS bytes the read side produced after the handshake (an alert, a
+    /// key update), sent ahead of the next write's records.
+    queued: Vec<u8>,
+    /// The peer sent `close_notify`: reads return the end.
+    peer_closed: bool,
+}
+
+impl TlsSocket {
+    /// A TLS connection over `socket`, its handshake still to come.
+    pub(crate) fn new(socket: RingSocket, conn: UnbufferedServerConnection) -> TlsSocket {
+        let state = TlsState {
+            session: TlsSession::new(conn),
+            incoming: Vec::new(),
+            filled: 0,
+            queued: Vec::new(),
+            peer_closed: false,
+        };
+        TlsSocket { socket, state: RefCell::new(state) }
+    }
+
+    /// The plain socket underneath.
+    pub(crate) fn socket(&self) -> &RingSocket {
+        &self.socket
+    }
+
+    /// Starts the receive a read waits for: of nothing (the end is known),
+    /// into one of the ring's buffers (nothing partial held, `fresh`), or
+    /// after the partial record.
+    fn receive(&self, fresh: bool, later: bool) -> Step<'_> {
+        let ring = self.socket.ring();
+        let mut state = self.state.borrow_mut();
+        if state.peer_closed {
+            return Step::Receive(ring.nop());
+        }
+        if fresh && state.filled == 0 && ring.picks_buffers() {
+            state.incoming = Vec::new();
+            return Step::Receive(ring.recv_picked(self.socket.fd(), later));
+        }
+        self.receive_own(&mut state)
+    }
+
+    /// Starts a receive into the connection's own buffer, after what it
+    /// holds.
+    fn receive_own(&self, state: &mut TlsState) -> Step<'_> {
+        let filled = state.filled;
+        if state.incoming.len() < filled + RECEIVE_BYTES {
+            if filled >= MAX_INCOMING {
+                let why = "TLS: a handshake message larger than the server accepts";
+                return Step::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
+            }
+            state.incoming.resize(filled + RECEIVE_BYTES, 0);
+        }
+        let incoming = std::mem::take(&mut state.incoming);
+        Step::Receive(self.socket.ring().recv(self.socket.fd(), incoming, filled))
+    }
+
+    /// Sends all of `data`.
+    async fn send_all(&self, data: Vec<u8>) -> io::Result<()> {
+        let len = data.len();
+        let mut data = OpBuf::Vec(data);
+        let mut sent = 0;
+        while sent < len {
+            let (result, back) = self.socket.ring().send(self.socket.fd(), data, sent).await;
+            data = back;
+            match result? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => sent += n,
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in what a receive brought: the plaintext lands in `buf` from
+    /// `at`, and the TLS bytes to answer with are returned to send (during
+    /// the handshake) or queued for the next write (after it).
+    fn absorb(
+        &self,
+        result: io::Result<usize>,
+        back: OpBuf,
+        buf: &mut Vec<u8>,
+        at: usize,
+    ) -> Absorbed {
+        let mut state = self.state.borrow_mut();
+        let state = &mut *state;
+        let n = match (result, back) {
+            (result, OpBuf::Vec(incoming)) => {
+                state.incoming = incoming;
+                result
+            }
+            (Ok(n), OpBuf::Picked(id)) => {
+                self.socket.ring().take_received(id, n, &mut state.incoming, state.filled);
+                Ok(n)
+            }
+            (result, _) => result,
+        };
+        match n {
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Absorbed::NoBuffer,
+            Err(e) => return Absorbed::Return(Err(e)),
+            // The end of the stream without `close_notify`: for HTTP/1.1,
+            // whose messages say where they end, a close like any other.
+            Ok(0) => return Absorbed::Return(Ok(0)),
+            Ok(n) => state.filled += n,
+        }
+        let handshaking = state.session.is_handshaking();
+        let mut send = Vec::new();
+        let filled = state.filled;
+        let received = state.session.receive(&mut state.incoming[..filled], buf, at, &mut send);
+        let received = match received {
+            Ok(received) => received,
+            Err(e) => return Absorbed::Send(send, Then::Return(Err(e.into()))),
+        };
+        state.incoming.copy_within(received.consumed..filled, 0);
+        state.filled -= received.consumed;
+        state.peer_closed |= received.peer_closed;
+        let then = if received.plaintext > 0 || received.peer_closed {
+            Then::Return(Ok(received.plaintext))
+        } else {
+            Then::Receive
+        };
+        if send.is_empty() {
+            return Absorbed::Then(then);
+        }
+        if handshaking {
+            return Absorbed::Send(send, then);
+        }
+        state.queued.extend_from_slice(&send);
+        Absorbed::Then(then)
+    }
+}
+
+/// What a receive's data called for.
+enum Absorbed {
+    /// Send these TLS bytes, then go on.
+    Send(Vec<u8>, Then),
+    Then(Then),
+    /// The ring had no buffer to pick.
+    NoBuffer,
+    Return(io::Result<usize>),
+}
+
+/// What a read does after a step.
+enum Then {
+    Return(io::Result<usize>),
+    /// No plaintext yet: receive more.
+    Receive,
+}
+
+/// Where a [`TlsRead`] is.
+enum Step<'a> {
+    /// Ciphertext being received.
+    Receive(Op<'a>),
+    /// TLS bytes (the handshake's) being sent.
+    Send { op: Op<'a>, sent: usize, then: Then },
+    Ready(io::Result<usize>),
+    Done,
+}
+
+/// A read in flight on a [`TlsSocket`]: it resolves to the count of
+/// plaintext bytes placed in the caller's buffer (0: the end).
+pub(crate) struct TlsRead<'a> {
+    tls: &'a TlsSocket,
+    buf: &'a mut Vec<u8>,
+    at: usize,
+    got: usize,
+    step: Step<'a>,
+    /// When every picked buffer is taken, receive into the connection's
+    /// own instead of failing with `ENOBUFS`.
+    own_buffer_if_none: bool,
+}
+
+impl<'a> TlsRead<'a> {
+    fn new(tls: &'a TlsSocket, buf: &'a mut Vec<u8>, at: usize, step: Step<'a>) -> TlsRead<'a> {
+        TlsRead { tls, buf, at, got: 0, step, own_buffer_if_none: true }
+    }
+
+    /// The step after `then`.
+    fn follow(&self, then: Then) -> Step<'a> {
+        match then {
+            Then::Return(result) => Step::Ready(result.map(|_| self.got)),
+            Then::Receive => self.tls.receive(true, false),
+        }
+    }
+}
+
+impl PendingRead for TlsRead<'_> {
+    type Parked = Detached;
+
+    /// Lets go of the read. Only a receive can wait parked: a read that
+    /// needs no I/O (the end is known) parks on an operation that
+    /// completes at once.
+    fn detach(self) -> Detached {
+        match self.step {
+            Step::Receive(op) => op.detach(),
+            _ => self.tls.socket.ring().nop().detach(),
+        }
+    }
+
+    fn picked_only(mut self) -> Self {
+        self.own_buffer_if_none = false;
+        self
+    }
+
+    async fn cancel(self) -> io::Result<usize> {
+        let TlsRead { tls, buf, at, step, .. } = self;
+        match step {
+            Step::Receive(op) => {
+                let (result, back) = op.cancel().await;
+                match tls.absorb(result, back, buf, at) {
+                    Absorbed::Send(_, Then::Return(result)) | Absorbed::Then(Then::Return(result)) => {
+                        result
+                    }
+                    Absorbed::Return(result) => result,
+                    _ => Ok(0),
+                }
+            }
+            Step::Send { op, then, .. } => {
+                let (result, _) = op.await;
+                result?;
+                match then {
+                    Then::Return(result) => result,
+                    Then::Receive => Ok(0),
+                }
+            }
+            Step::Ready(result) => result,
+            Step::Done => Ok(0),
+        }
+    }
+}
+
+impl Future for TlsRead<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.step, Step::Done) {
+                Step::Receive(mut op) => {
+                    let Poll::Ready((result, back)) = Pin::new(&mut op).poll(cx) else {
+                        this.step = Step::Receive(op);
+                        return Poll::Pending;
+                    };
+                    this.step = match this.tls.absorb(result, back, this.buf, this.at + this.got) {
+                        Absorbed::Send(send, then) => {
+                            let op = this.tls.socket.ring().send(
+                                this.tls.socket.fd(),
+                                OpBuf::Vec(send),
+                                0,
+                            );
+                            Step::Send { op, sent: 0, then }
+                        }
+                        Absorbed::Then(Then::Return(Ok(n))) => {
+                            this.got += n;
+                            Step::Ready(Ok(this.got))
+                        }
+                        Absorbed::Then(then) => this.follow(then),
+                        Absorbed::NoBuffer if this.own_buffer_if_none => {
+                            let mut state = this.tls.state.borrow_mut();
+                            this.tls.receive_own(&mut state)
+                        }
+                        Absorbed::NoBuffer => Step::Ready(Err(io::Error::from_raw_os_error(
+                            libc::ENOBUFS,
+                        ))),
+                        Absorbed::Return(result) => Step::Ready(result),
+                    };
+                }
+                Step::Send { mut op, sent, then } => {
+                    let Poll::Ready((result, back)) = Pin::new(&mut op).poll(cx) else {
+                        this.step = Step::Send { op, sent, then };
+                        return Poll::Pending;
+                    };
+                    let len = back.as_slice().len();
+                    this.step = match result {
+                        Ok(0) => Step::Ready(Err(io::ErrorKind::WriteZero.into())),
+                        Ok(n) if sent + n < len => {
+                            let op = this.tls.socket.ring().send(this.tls.socket.fd(), back, sent + n);
+                            Step::Send { op, sent: sent + n, then }
+                        }
+                        Ok(_) => match then {
+                            Then::Return(Ok(n)) => {
+                                this.got += n;
+                                Step::Ready(Ok(this.got))
+                            }
+                            then => this.follow(then),
+                        },
+                        Err(e) => Step::Ready(Err(e)),
+                    };
+                }
+                Step::Ready(result) => return Poll::Ready(result),
+                Step::Done => return Poll::Ready(Err(io::ErrorKind::Other.into())),
+            }
+        }
+    }
+}
+
+impl Transport for TlsSocket {
+    type Parked = Detached;
+    type Read<'a> = TlsRead<'a>;
+    type Write<'a> = Pin<Box<dyn Future<Output = (io::Result<usize>, OpBuf)> + 'a>>;
+    type NonBlocking<'a> = NonBlocking<'a>;
+
+    fn read<'a>(&'a self, buf: &'a mut Vec<u8>, at: usize) -> TlsRead<'a> {
+        let step = self.receive(false, false);
+        TlsRead::new(self, buf, at, step)
+    }
+
+    fn read_fresh<'a>(&'a self, buf: &'a mut Vec<u8>, later: bool) -> TlsRead<'a> {
+        let step = self.receive(true, later);
+        TlsRead::new(self, buf, 0, step)
+    }
+
+    fn resume_read<'a>(&'a self, read: Detached, buf: &'a mut Vec<u8>) -> TlsRead<'a> {
+        let step = Step::Receive(self.socket.ring().resume(read));
+        TlsRead::new(self, buf, 0, step)
+    }
+
+    /// Encrypts up to [`WRITE_PLAINTEXT`] bytes of `data[at..]` and sends
+    /// the records whole; the count is of plaintext.
+    fn write(&self, data: OpBuf, at: usize) -> Self::Write<'_> {
+        Box::pin(async move {
+            let mut send = Vec::new();
+            let take = {
+                let plain = data.as_slice();
+                let plain = &plain[at.min(plain.len())..];
+                let take = plain.len().min(WRITE_PLAINTEXT);
+                let mut state = self.state.borrow_mut();
+                send.append(&mut state.queued);
+                if let Err(e) = state.session.encrypt(&plain[..take], &mut send) {
+                    return (Err(e.into()), data);
+                }
+                take
+            };
+            match self.send_all(send).await {
+                Ok(()) => (Ok(take), data),
+                Err(e) => (Err(e), data),
+            }
+        })
+    }
+
+    /// Sends `close_notify` if the socket takes it now, then closes the
+    /// sending half.
+    fn shutdown_write(&self) -> io::Result<()> {
+        let mut send = Vec::new();
+        {
+            let mut state = self.state.borrow_mut();
+            send.append(&mut state.queued);
+            let _ = state.session.close_notify(&mut send);
+        }
+        if !send.is_empty() {
+            // Best effort: a peer that stopped reading misses it, and
+            // sees the stream end regardless.
+            let _ = sys::send_now(self.socket.fd(), &send);
+        }
+        self.socket.shutdown_write()
+    }
+
+    fn sends_files(&self) -> bool {
+        false
+    }
+
+    fn non_blocking(&self) -> io::Result<NonBlocking<'_>> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    fn read_file<'a>(
+        &'a self,
+        file: &'a FileBody,
+        buf: &'a mut Vec<u8>,
+        want: usize,
+        offset: u64,
+    ) -> impl Future<Output = io::Result<usize>> + 'a {
+        self.socket.read_file(file, buf, want, offset)
+    }
+
+    fn splice_file(
+        &self,
+        _file: &FileBody,
+        _pipe: &Pipe,
+        _offset: u64,
+        _len: u32,
+    ) -> io::Result<Self::Write<'_>> {
+        Err(io::Error::from_raw_os_error(libc::EINVAL))
+    }
+}
