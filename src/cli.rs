@@ -3,6 +3,7 @@
 //! [`Config`]. No other logic lives here.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -11,6 +12,7 @@ use crate::config::{
     defaults, AccessLogTarget, Config, ConfigError, LogFormat, RingSetup, WsSettings,
 };
 use crate::cores::Cores;
+use crate::tls::{ClientCerts, TlsSettings, TlsVersion};
 
 /// An io_uring, thread-per-core HTTP/1.1 server. Serves the built-in `bench`
 /// application (/plaintext, /json, /echo, /sleep?ms=N), or with --static DIR
@@ -125,6 +127,28 @@ pub struct Cli {
     /// (1009). Accepts K, M, G suffixes.
     #[arg(long, env = "URING_SERVE_WS_MAX_SIZE", default_value = "16M", value_parser = parse_bytes, help_heading = "WebSocket")]
     pub ws_max_size: u64,
+
+    /// Serve HTTPS with this certificate chain (PEM, the server's
+    /// certificate first); needs --ssl-keyfile.
+    #[arg(long, env = "URING_SERVE_SSL_CERTFILE", value_name = "FILE", help_heading = "TLS")]
+    pub ssl_certfile: Option<PathBuf>,
+
+    /// The certificate's private key (PEM: PKCS#8, RSA or EC).
+    #[arg(long, env = "URING_SERVE_SSL_KEYFILE", value_name = "FILE", help_heading = "TLS")]
+    pub ssl_keyfile: Option<PathBuf>,
+
+    /// The CAs that client certificates are verified against (PEM).
+    #[arg(long, env = "URING_SERVE_SSL_CA_CERTS", value_name = "FILE", help_heading = "TLS")]
+    pub ssl_ca_certs: Option<PathBuf>,
+
+    /// Client certificates: 0/none (not asked for), 1/optional (verified
+    /// when sent), 2/required (a client without a valid one is refused).
+    #[arg(long, env = "URING_SERVE_SSL_CERT_REQS", default_value = "0", help_heading = "TLS")]
+    pub ssl_cert_reqs: ClientCerts,
+
+    /// The oldest TLS version accepted: 1.2 or 1.3.
+    #[arg(long, env = "URING_SERVE_SSL_MIN_VERSION", default_value = "1.2", help_heading = "TLS")]
+    pub ssl_min_version: TlsVersion,
 
     /// How often an idle WebSocket is pinged (0: never).
     #[arg(long, env = "URING_SERVE_WS_PING_INTERVAL", default_value = "20s", value_parser = parse_duration, help_heading = "WebSocket")]
@@ -242,6 +266,22 @@ impl Cli {
         let max_header_bytes = usize::try_from(self.max_header_bytes)
             .map_err(|_| ConfigError::new("--max-header-bytes", "too large"))?;
         let metrics = self.metrics.as_deref().map(|addr| resolve("--metrics", addr)).transpose()?;
+        let tls = match (&self.ssl_certfile, &self.ssl_keyfile) {
+            (Some(certfile), Some(keyfile)) => Some(TlsSettings {
+                certfile: certfile.clone(),
+                keyfile: keyfile.clone(),
+                ca_certs: self.ssl_ca_certs.clone(),
+                client_certs: self.ssl_cert_reqs,
+                min_version: self.ssl_min_version,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new("--ssl-certfile", "needs --ssl-keyfile too"))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new("--ssl-keyfile", "needs --ssl-certfile too"))
+            }
+        };
         let config = Config {
             cores,
             addr,
@@ -265,6 +305,7 @@ impl Cli {
                 ping_interval: self.ws_ping_interval,
                 ping_timeout: self.ws_ping_timeout,
             },
+            tls,
             idle_poll: self.idle_poll,
             ring_setup: self.ring_setup,
             metrics,

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::cores::Cores;
 use crate::http::{Limits, MAX_HEADERS_CAP};
 use crate::proxy::TrustedProxies;
+use crate::tls::TlsSettings;
 
 /// Default values, with what peers use.
 pub mod defaults {
@@ -142,6 +143,9 @@ pub struct Config {
     pub timeout_graceful_shutdown: Duration,
     /// WebSocket limits and liveness (see [`WsSettings`]).
     pub ws: WsSettings,
+    /// HTTPS: the certificate, key and client-certificate settings
+    /// (`--ssl-*`); `None` serves plain HTTP, the default.
+    pub tls: Option<TlsSettings>,
     /// How long an idle core keeps polling for work before it sleeps.
     /// Waking a sleeping core costs tens of microseconds of latency and
     /// CPU per wake-up; polling trades that for a core kept busy this long
@@ -204,6 +208,7 @@ impl Default for Config {
             min_body_rate: defaults::MIN_BODY_RATE,
             timeout_graceful_shutdown: defaults::TIMEOUT_GRACEFUL_SHUTDOWN,
             ws: WsSettings::default(),
+            tls: None,
             idle_poll: Duration::ZERO,
             ring_setup: RingSetup::Auto,
             options_asterisk: OptionsAsterisk::Allow(defaults::ALLOW.to_string()),

@@ -17,6 +17,7 @@ use crate::http::{self, ResponseFraming};
 use crate::io::ring::OpBuf;
 use crate::io::socket::RingSocket;
 use crate::io::sys;
+use crate::io::transport::AcceptedTransport;
 
 /// How long a connection shed at accept may take to get its 503 out.
 const SHED_LINGER: Duration = Duration::from_millis(500);
@@ -64,14 +65,17 @@ impl AcceptErrorLog {
 
 /// Accepts connections until shutdown; each is registered and parked until
 /// its first request arrives (see [`CoreState::open`]).
-pub(crate) async fn accept_loop<A: App>(listener: OwnedFd, core: Rc<CoreState<A>>) {
+pub(crate) async fn accept_loop<A: App, T: AcceptedTransport>(
+    listener: OwnedFd,
+    core: Rc<CoreState<A, T>>,
+) {
     let shutdown = &core.shared.shutdown;
     let mut accept_errors = AcceptErrorLog::new(ACCEPT_ERROR_LOG_INTERVAL);
     loop {
         if shutdown.is_triggered() {
             return;
         }
-        let io = match sys::accept(&listener) {
+        let socket = match sys::accept(&listener) {
             Ok(socket) => RingSocket::new(socket, core.ring.clone()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 // Until a connection waits, or the stop (see
@@ -98,23 +102,30 @@ pub(crate) async fn accept_loop<A: App>(listener: OwnedFd, core: Rc<CoreState<A>
         }
         let metrics = &core.shared.metrics;
         metrics.connections_accepted.inc();
-        let peer = match io.peer() {
+        let peer = match socket.peer() {
             Ok(peer) => peer,
             Err(_) => continue, // already gone
         };
         let core = core.clone();
         if metrics.connections_open.get() >= core.max_connections {
             metrics.connections_shed.inc();
-            glommio::spawn_local(shed_connection(io, core)).detach();
+            if T::PLAIN {
+                glommio::spawn_local(shed_connection(socket, core)).detach();
+            }
+            // Over TLS the connection closes: a 503 would need a handshake,
+            // the work an overloaded core should not take on.
             continue;
         }
-        core.open(io, peer);
+        match T::accepted(socket, &core.setup) {
+            Ok(io) => core.open(io, peer),
+            Err(e) => warn!(%peer, "connection closed at accept: {e}"),
+        }
     }
 }
 
 /// Answers a connection over `--max-connections` with 503 and closes it:
 /// the client learns why, instead of a reset or an unbounded wait.
-async fn shed_connection<A: App>(io: RingSocket, core: Rc<CoreState<A>>) {
+async fn shed_connection<A: App, T: AcceptedTransport>(io: RingSocket, core: Rc<CoreState<A, T>>) {
     core.shared.metrics.count_response(503);
     let mut out = Vec::with_capacity(256);
     let mut response = Response::service_unavailable();

@@ -10,6 +10,7 @@ use tracing::warn;
 use super::CoreState;
 use crate::app::App;
 use crate::io::sys;
+use crate::io::transport::AcceptedTransport;
 
 /// How often a draining core looks for connections that went idle.
 const DRAIN_POLL: Duration = Duration::from_millis(20);
@@ -18,7 +19,10 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// now, busy ones finish their request (answered with `Connection: close`),
 /// and whatever still runs after `timeout` is logged and left to be cut
 /// when the executor ends.
-pub(crate) async fn drain<A: App>(core: &Rc<CoreState<A>>, timeout: Duration) {
+pub(crate) async fn drain<A: App, T: AcceptedTransport>(
+    core: &Rc<CoreState<A, T>>,
+    timeout: Duration,
+) {
     core.shared.drain.start();
     let deadline = Instant::now() + timeout;
     loop {

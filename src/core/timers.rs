@@ -10,9 +10,10 @@ use super::CoreState;
 use crate::app::App;
 use crate::http::HttpDate;
 use crate::io::sys;
+use crate::io::transport::AcceptedTransport;
 
 /// Re-renders the core's `Date` value at every turn of the second.
-pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
+pub(crate) async fn tick_date<A: App, T: AcceptedTransport>(core: Rc<CoreState<A, T>>) {
     loop {
         let now = SystemTime::now();
         let date = HttpDate::from_system_time(now);
@@ -29,7 +30,7 @@ pub(crate) async fn tick_date<A: App>(core: Rc<CoreState<A>>) {
 /// Ends the reads and writes that are past their deadline, a few times a
 /// second (see [`Watch`]); the granularity is a quarter of the shortest
 /// timeout, between 5 ms and 250 ms.
-pub(crate) async fn sweep_deadlines<A: App>(core: Rc<CoreState<A>>) {
+pub(crate) async fn sweep_deadlines<A: App, T: AcceptedTransport>(core: Rc<CoreState<A, T>>) {
     let t = core.shared.timeouts;
     let shortest = t.request_header.min(t.keep_alive).min(t.body).min(t.write);
     let tick = (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250));

@@ -21,6 +21,7 @@ use super::CoreState;
 use crate::app::App;
 use crate::conn::{Conn, ConnError, Outcome};
 use crate::io::ring::{Unpark, TABLES_START};
+use crate::io::transport::AcceptedTransport;
 use crate::metrics::TimeoutKind;
 use crate::probe::OnRequestPath;
 use crate::recycle::Recycled;
@@ -153,7 +154,7 @@ impl Unpark for Workers {
 /// A core's workers are as many as it had connections busy at once (an
 /// idle connection has none, see `conn::Parked`); the sweeper ends those idle
 /// beyond [`IDLE_WORKERS`].
-async fn serve_ready<A: App>(core: Rc<CoreState<A>>, first: u32) {
+async fn serve_ready<A: App, T: AcceptedTransport>(core: Rc<CoreState<A, T>>, first: u32) {
     let mut key = Some(first);
     while let Some(k) = key {
         serve_parked(&core, k).await;
@@ -166,7 +167,7 @@ async fn serve_ready<A: App>(core: Rc<CoreState<A>>, first: u32) {
 /// workers finishing a write in the same turn of the ring take the new
 /// arrivals, and the core keeps as many workers as it has connections busy
 /// at once, not one per arrival.
-pub(crate) async fn start_workers<A: App>(core: Rc<CoreState<A>>) {
+pub(crate) async fn start_workers<A: App, T: AcceptedTransport>(core: Rc<CoreState<A, T>>) {
     loop {
         core.workers.unattended().await;
         futures_lite::future::yield_now().await;
@@ -178,7 +179,7 @@ pub(crate) async fn start_workers<A: App>(core: Rc<CoreState<A>>) {
 
 /// Serves the connection parked under `key` until it is idle again (and
 /// parked) or ends. A panic ends only this connection.
-async fn serve_parked<A: App>(core: &Rc<CoreState<A>>, key: u32) {
+async fn serve_parked<A: App, T: AcceptedTransport>(core: &Rc<CoreState<A, T>>, key: u32) {
     let Some((parked, peer, watch)) = core.unpark(key) else { return };
     let (mut conn, read) = Conn::unpark(&core.shared, parked, peer, watch);
     let registration = Registration { core, key, parked: false };

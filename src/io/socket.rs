@@ -18,7 +18,9 @@ use socket2::SockRef;
 use super::file::{FileBody, Pipe};
 use super::ring::{Detached, Op, OpBuf, Ring, SpliceInput};
 use super::sys;
-use super::transport::{NonBlockingSend, Peer, PendingRead, Transport, READ_BUF_BYTES};
+use super::transport::{
+    AcceptedTransport, NonBlockingSend, Peer, PendingRead, Transport, READ_BUF_BYTES,
+};
 use crate::recycle;
 
 /// An accepted connection's socket, its I/O on the core's ring.
@@ -144,6 +146,19 @@ impl Transport for RingSocket {
         file.make_blocking()?;
         let at = i64::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
         Ok(self.ring.splice(file.splice_input(), at, pipe.write_fd(), len, false))
+    }
+}
+
+impl AcceptedTransport for RingSocket {
+    type Setup = ();
+    const PLAIN: bool = true;
+
+    fn accepted(socket: RingSocket, _setup: &()) -> io::Result<RingSocket> {
+        Ok(socket)
+    }
+
+    fn socket(&self) -> &RingSocket {
+        self
     }
 }
 

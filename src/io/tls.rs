@@ -20,13 +20,16 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use rustls::server::UnbufferedServerConnection;
+use rustls::ServerConfig;
 
 use super::file::{FileBody, Pipe};
 use super::ring::{Detached, Op, OpBuf};
 use super::socket::{NonBlocking, RingSocket};
 use super::sys;
-use super::transport::{PendingRead, Transport};
+use super::transport::{AcceptedTransport, PendingRead, Transport};
 use crate::tls::session::TlsSession;
 
 /// Room for one whole TLS record (16 KiB of plaintext, its header and
@@ -73,11 +76,6 @@ impl TlsSocket {
             peer_closed: false,
         };
         TlsSocket { socket, state: RefCell::new(state) }
-    }
-
-    /// The plain socket underneath.
-    pub(crate) fn socket(&self) -> &RingSocket {
-        &self.socket
     }
 
     /// Starts the receive a read waits for: of nothing (the end is known),
@@ -207,7 +205,11 @@ enum Step<'a> {
     /// Ciphertext being received.
     Receive(Op<'a>),
     /// TLS bytes (the handshake's) being sent.
-    Send { op: Op<'a>, sent: usize, then: Then },
+    Send {
+        op: Op<'a>,
+        sent: usize,
+        then: Then,
+    },
     Ready(io::Result<usize>),
     Done,
 }
@@ -263,9 +265,8 @@ impl PendingRead for TlsRead<'_> {
             Step::Receive(op) => {
                 let (result, back) = op.cancel().await;
                 match tls.absorb(result, back, buf, at) {
-                    Absorbed::Send(_, Then::Return(result)) | Absorbed::Then(Then::Return(result)) => {
-                        result
-                    }
+                    Absorbed::Send(_, Then::Return(result))
+                    | Absorbed::Then(Then::Return(result)) => result,
                     Absorbed::Return(result) => result,
                     _ => Ok(0),
                 }
@@ -314,9 +315,9 @@ impl Future for TlsRead<'_> {
                             let mut state = this.tls.state.borrow_mut();
                             this.tls.receive_own(&mut state)
                         }
-                        Absorbed::NoBuffer => Step::Ready(Err(io::Error::from_raw_os_error(
-                            libc::ENOBUFS,
-                        ))),
+                        Absorbed::NoBuffer => {
+                            Step::Ready(Err(io::Error::from_raw_os_error(libc::ENOBUFS)))
+                        }
                         Absorbed::Return(result) => Step::Ready(result),
                     };
                 }
@@ -329,7 +330,8 @@ impl Future for TlsRead<'_> {
                     this.step = match result {
                         Ok(0) => Step::Ready(Err(io::ErrorKind::WriteZero.into())),
                         Ok(n) if sent + n < len => {
-                            let op = this.tls.socket.ring().send(this.tls.socket.fd(), back, sent + n);
+                            let op =
+                                this.tls.socket.ring().send(this.tls.socket.fd(), back, sent + n);
                             Step::Send { op, sent: sent + n, then }
                         }
                         Ok(_) => match then {
@@ -436,5 +438,21 @@ impl Transport for TlsSocket {
         _len: u32,
     ) -> io::Result<Self::Write<'_>> {
         Err(io::Error::from_raw_os_error(libc::EINVAL))
+    }
+}
+
+impl AcceptedTransport for TlsSocket {
+    /// The core's rustls configuration (see `tls::TlsConfig::for_core`).
+    type Setup = Arc<ServerConfig>;
+    const PLAIN: bool = false;
+
+    fn accepted(socket: RingSocket, config: &Arc<ServerConfig>) -> io::Result<TlsSocket> {
+        let conn = UnbufferedServerConnection::new(config.clone())
+            .map_err(|e| io::Error::other(format!("TLS: {e}")))?;
+        Ok(TlsSocket::new(socket, conn))
+    }
+
+    fn socket(&self) -> &RingSocket {
+        &self.socket
     }
 }

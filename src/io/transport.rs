@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use super::file::{FileBody, Pipe};
-use super::ring::OpBuf;
+use super::ring::{Detached, OpBuf};
+use super::socket::RingSocket;
 
 /// Size (and resting size) of a connection's read buffer.
 pub(crate) const READ_BUF_BYTES: usize = 4 << 10;
@@ -106,6 +107,24 @@ pub(crate) trait Transport: 'static {
         offset: u64,
         len: u32,
     ) -> io::Result<Self::Write<'_>>;
+}
+
+/// A transport the core makes from an accepted socket, whose reads park on
+/// the core's ring: the plain [`RingSocket`](super::socket::RingSocket),
+/// or TLS over one.
+pub(crate) trait AcceptedTransport: Transport<Parked = Detached> + Sized {
+    /// What a core makes every connection with (TLS: its configuration).
+    type Setup: 'static;
+    /// Whether a connection shed at accept can be told why in plain HTTP
+    /// (not over TLS before a handshake: it is closed instead).
+    const PLAIN: bool;
+
+    /// The transport of a connection accepted on `socket`.
+    fn accepted(socket: RingSocket, setup: &Self::Setup) -> io::Result<Self>;
+
+    /// The socket underneath: for the core to end a connection's
+    /// operations at a deadline or a drain.
+    fn socket(&self) -> &RingSocket;
 }
 
 /// A read in flight (see [`Transport::read`]).

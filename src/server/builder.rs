@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{AccessLogTarget, Config, LogFormat, OptionsAsterisk, RingSetup, WsSettings};
 use crate::cores::Cores;
 use crate::proxy::TrustedProxies;
+use crate::tls::TlsSettings;
 
 /// Configures and starts a server.
 ///
@@ -168,6 +169,13 @@ impl Builder {
     /// `--ws-ping-timeout`), for `ws::accept`.
     pub fn ws_settings(mut self, settings: WsSettings) -> Builder {
         self.config.ws = settings;
+        self
+    }
+
+    /// Serves HTTPS (`--ssl-*`): the certificate and key are loaded when
+    /// the server starts, and a bad one fails the start.
+    pub fn tls(mut self, settings: TlsSettings) -> Builder {
+        self.config.tls = Some(settings);
         self
     }
 

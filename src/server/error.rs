@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use crate::app::BoxError;
 use crate::config::{AccessLogTarget, ConfigError};
 use crate::cores::{self, CoreId, CoresError};
+use crate::tls::TlsError;
 
 /// Why a server could not start. Every variant is a problem of the
 /// configuration or the machine, with a message saying what to change.
@@ -67,6 +68,9 @@ pub enum StartError {
         /// What was tried, and why each failed.
         reason: String,
     },
+    /// The TLS certificate, key or client-certificate settings cannot be
+    /// used.
+    Tls(TlsError),
     /// A core panicked while starting (in the application factory, say).
     CorePanicked {
         /// The core.
@@ -112,6 +116,7 @@ impl fmt::Display for StartError {
                 write!(f, "core {core}: the application failed to start: {error}")
             }
             StartError::Ring { core, reason } => write!(f, "core {core}: {reason}"),
+            StartError::Tls(e) => write!(f, "{e}"),
             StartError::CorePanicked { core } => write!(f, "core {core} panicked while starting"),
         }
     }
@@ -126,6 +131,7 @@ impl std::error::Error for StartError {
             | StartError::Listen { source, .. }
             | StartError::AccessLog { source, .. } => Some(source),
             StartError::AppStart { error, .. } => Some(error.as_ref()),
+            StartError::Tls(e) => Some(e),
             _ => None,
         }
     }

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
+use std::time::SystemTime;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::supervise::{supervise_core, CoreStart};
 use super::{Builder, ServerHandle, StartError};
@@ -21,6 +22,7 @@ use crate::io::sys;
 use crate::metrics::exporter::Exporter;
 use crate::metrics::CoreMetrics;
 use crate::shutdown::ShutdownSignal;
+use crate::tls::{TlsConfig, TlsSettings, EXPIRY_WARNING};
 
 impl Builder {
     /// Starts the server: `factory` runs once on each core and builds that
@@ -36,6 +38,7 @@ impl Builder {
         let config = self.config;
         config.validate().map_err(StartError::Config)?;
         let chosen = config.cores.resolve(&cores::allowed()).map_err(StartError::Cores)?;
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
         sys::check_io_uring().map_err(StartError::IoUring)?;
         sys::ensure_memlock(sys::MIN_MEMLOCK_BYTES).map_err(StartError::Memlock)?;
         // What else listens or writes starts first: should binding fail,
@@ -101,6 +104,7 @@ impl Builder {
                 shutdown: handle.shutdown.clone(),
                 metrics: metrics[index].clone(),
                 access_log: handle.access_log.as_ref().and_then(AccessLogWriter::queue),
+                tls: tls.clone(),
             };
             let ready = ready_tx.clone();
             let spawned = thread::Builder::new()
@@ -149,6 +153,24 @@ impl Builder {
 }
 
 /// The start error for a TCP address that cannot be listened on.
+/// Loads the TLS configuration; a certificate that expires soon is a
+/// warning.
+fn load_tls(settings: &TlsSettings) -> Result<TlsConfig, StartError> {
+    let tls = TlsConfig::load(settings).map_err(StartError::Tls)?;
+    if let Some(expires) = tls.expires() {
+        let file = settings.certfile.display();
+        let date = httpdate::fmt_http_date(expires);
+        match expires.duration_since(SystemTime::now()) {
+            Err(_) => warn!("--ssl-certfile {file}: the certificate expired on {date}"),
+            Ok(left) if left < EXPIRY_WARNING => {
+                warn!("--ssl-certfile {file}: the certificate expires soon, on {date}")
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(tls)
+}
+
 fn bind_error(addr: SocketAddr, source: io::Error) -> StartError {
     if source.kind() == io::ErrorKind::AddrInUse {
         StartError::AddrInUse(addr)

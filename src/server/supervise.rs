@@ -21,9 +21,13 @@ use crate::conn::Shared;
 use crate::core::{self, CoreState};
 use crate::cores::CoreId;
 use crate::http::HttpDate;
+use crate::io::socket::RingSocket;
+use crate::io::tls::TlsSocket;
+use crate::io::transport::AcceptedTransport;
 use crate::io::{listener, ring};
 use crate::metrics::CoreMetrics;
 use crate::shutdown::ShutdownSignal;
+use crate::tls::TlsConfig;
 
 /// Memory each executor registers with its rings. The runtime does no
 /// direct file I/O, so glommio's minimum is plenty and keeps every core far
@@ -40,6 +44,8 @@ pub(super) struct CoreStart<F> {
     pub(super) metrics: Arc<CoreMetrics>,
     /// The access log's writer, when there is one.
     pub(super) access_log: Option<SyncSender<Batch>>,
+    /// The TLS configuration, when the server speaks HTTPS.
+    pub(super) tls: Option<TlsConfig>,
 }
 
 /// Where a core's first start reports to `serve`.
@@ -200,26 +206,60 @@ where
             start.shutdown.clone(),
             access_log.clone(),
         );
-        let state = Rc::new(CoreState::new(shared, ring, &config));
-        if let Err(error) = state.shared.app.on_start(&state.shared.cx).await {
-            report(Err(StartError::AppStart { core, error }));
-            return CoreExit::NotStarted;
+        let run = CoreRun { core, config: &config, report, serving: &serving, setup };
+        match &start.tls {
+            None => serve_core::<A, RingSocket>(shared, ring, listener, (), run).await,
+            Some(tls) => {
+                serve_core::<A, TlsSocket>(shared, ring, listener, tls.for_core(), run).await
+            }
         }
-        glommio::spawn_local(core::tick_date(state.clone())).detach();
-        glommio::spawn_local(core::sweep_deadlines(state.clone())).detach();
-        glommio::spawn_local(core::start_workers(state.clone())).detach();
-        if let Some(log) = &access_log {
-            glommio::spawn_local(access_log::flush_every_tick(log.clone())).detach();
-        }
-        serving.store(true, Ordering::SeqCst);
-        report(Ok((core, setup)));
-        drop(report);
-        core::accept_loop(listener, state.clone()).await;
-        core::drain(&state, config.timeout_graceful_shutdown).await;
-        state.shared.app.on_stop(&state.shared.cx).await;
-        if let Some(log) = &access_log {
-            log.flush_last();
-        }
-        CoreExit::Stopped
     })
+}
+
+/// What [`serve_core`] needs besides the core's state.
+struct CoreRun<'a, R> {
+    core: CoreId,
+    config: &'a Config,
+    /// Where the core reports that it started, or why it could not.
+    report: R,
+    serving: &'a AtomicBool,
+    setup: RingSetup,
+}
+
+/// Runs a core whose connections are over `T`, from its application's
+/// `on_start` to its `on_stop`.
+async fn serve_core<A, T>(
+    shared: Shared<A>,
+    ring: Rc<ring::Ring>,
+    listener: std::os::fd::OwnedFd,
+    transport: T::Setup,
+    run: CoreRun<'_, impl Fn(Result<(CoreId, RingSetup), StartError>)>,
+) -> CoreExit
+where
+    A: App,
+    T: AcceptedTransport,
+{
+    let CoreRun { core, config, report, serving, setup } = run;
+    let access_log = shared.access_log.clone();
+    let state = Rc::new(CoreState::<A, T>::new(shared, ring, config, transport));
+    if let Err(error) = state.shared.app.on_start(&state.shared.cx).await {
+        report(Err(StartError::AppStart { core, error }));
+        return CoreExit::NotStarted;
+    }
+    glommio::spawn_local(core::tick_date(state.clone())).detach();
+    glommio::spawn_local(core::sweep_deadlines(state.clone())).detach();
+    glommio::spawn_local(core::start_workers(state.clone())).detach();
+    if let Some(log) = &access_log {
+        glommio::spawn_local(access_log::flush_every_tick(log.clone())).detach();
+    }
+    serving.store(true, Ordering::SeqCst);
+    report(Ok((core, setup)));
+    drop(report);
+    core::accept_loop(listener, state.clone()).await;
+    core::drain(&state, config.timeout_graceful_shutdown).await;
+    state.shared.app.on_stop(&state.shared.cx).await;
+    if let Some(log) = &access_log {
+        log.flush_last();
+    }
+    CoreExit::Stopped
 }

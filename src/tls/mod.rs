@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
@@ -116,17 +118,44 @@ impl TlsSettings {
 #[derive(Debug)]
 pub enum TlsError {
     /// A file cannot be read.
-    Read { setting: &'static str, path: PathBuf, error: io::Error },
+    Read {
+        /// The setting that names it (`--ssl-certfile`, ...).
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
     /// A file is not the PEM it should be.
-    Pem { setting: &'static str, path: PathBuf, what: String },
+    Pem {
+        /// The setting that names it.
+        setting: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
     /// The certificate file holds no certificate.
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
     /// The key does not belong to the certificate, or is of a kind the
     /// server cannot sign with.
-    Key { keyfile: PathBuf, certfile: PathBuf, why: String },
+    Key {
+        /// The key's file.
+        keyfile: PathBuf,
+        /// The certificate's file.
+        certfile: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// Client certificates asked for without the CAs to verify them, or
     /// the CAs unusable.
-    ClientCa { why: String },
+    ClientCa {
+        /// Why.
+        why: String,
+    },
     /// rustls refused the configuration.
     Config(rustls::Error),
 }
@@ -192,10 +221,8 @@ impl TlsConfig {
             }
             (reqs, Some(path)) => {
                 let roots = load_roots(path)?;
-                let verifier = WebPkiClientVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider.clone(),
-                );
+                let verifier =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
                 let verifier = match reqs {
                     ClientCerts::Optional => verifier.allow_unauthenticated(),
                     _ => verifier,
@@ -304,9 +331,9 @@ fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
         });
     }
     for certificate in certificates {
-        roots.add(certificate).map_err(|e| TlsError::ClientCa {
-            why: format!("{}: {e}", path.display()),
-        })?;
+        roots
+            .add(certificate)
+            .map_err(|e| TlsError::ClientCa { why: format!("{}: {e}", path.display()) })?;
     }
     Ok(roots)
 }

@@ -1,0 +1,192 @@
+//! HTTPS over real sockets: the bench app behind `Builder::tls`, driven by
+//! a rustls client (and by what a client that does not speak TLS sends).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::tls::{connect, read_response, roundtrip, TestPki};
+use support::TEST_MAX_BODY;
+use uring_serve::apps::BenchApp;
+use uring_serve::tls::{TlsSettings, TlsVersion};
+use uring_serve::{Cores, Server, ServerHandle, StartError};
+
+const GET: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+fn start_with(settings: TlsSettings) -> Result<ServerHandle, StartError> {
+    Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .max_body_bytes(TEST_MAX_BODY)
+        .timeout_request_header(Duration::from_millis(500))
+        .tls(settings)
+        .serve(BenchApp::new)
+}
+
+fn start(pki: &TestPki) -> ServerHandle {
+    start_with(TlsSettings::new(&pki.certfile, &pki.keyfile)).expect("server starts")
+}
+
+#[test]
+fn a_request_over_tls_is_answered() {
+    let pki = TestPki::new("answered");
+    let server = start(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    let (head, body) = roundtrip(&mut tls, GET);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"Hello, World!");
+}
+
+#[test]
+fn the_negotiated_protocol_is_http_1_1() {
+    let pki = TestPki::new("alpn");
+    let server = start(&pki);
+    let tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    assert_eq!(tls.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+}
+
+#[test]
+fn keep_alive_requests_share_one_tls_connection() {
+    let pki = TestPki::new("keepalive");
+    let server = start(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    for _ in 0..5 {
+        let (head, body) = roundtrip(&mut tls, GET);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(body, b"Hello, World!");
+    }
+}
+
+#[test]
+fn pipelined_requests_over_tls_are_answered_in_order() {
+    let pki = TestPki::new("pipelined");
+    let server = start(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    let mut batch = Vec::new();
+    for path in ["/plaintext", "/json", "/plaintext"] {
+        batch.extend_from_slice(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
+        );
+    }
+    tls.write_all(&batch).unwrap();
+    assert_eq!(read_response(&mut tls).1, b"Hello, World!");
+    assert_eq!(read_response(&mut tls).1, br#"{"message":"Hello, World!"}"#);
+    assert_eq!(read_response(&mut tls).1, b"Hello, World!");
+}
+
+#[test]
+fn a_4_mib_body_is_echoed_over_tls() {
+    let pki = TestPki::new("echo");
+    let server = start(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    let body: Vec<u8> = (0..4 << 20).map(|i| (i % 251) as u8).collect();
+    let head =
+        format!("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len());
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(&body).unwrap();
+    let (head, echoed) = read_response(&mut tls);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(echoed == body, "the echo differs");
+}
+
+/// Whether the server closes `stream` within `limit` (reads until the end
+/// or a reset, ignoring what it sends first).
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) if started.elapsed() < limit => return true,
+            Ok(_) => continue,
+            _ => return false,
+        }
+    }
+}
+
+#[test]
+fn plain_http_on_the_tls_port_is_closed_and_tls_goes_on() {
+    let pki = TestPki::new("plain");
+    let server = start(&pki);
+    let mut plain = TcpStream::connect(server.local_addr()).unwrap();
+    plain.write_all(GET).unwrap();
+    assert!(closed_within(&mut plain, Duration::from_secs(3)));
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    assert_eq!(roundtrip(&mut tls, GET).1, b"Hello, World!");
+}
+
+#[test]
+fn garbage_on_the_tls_port_is_closed() {
+    let pki = TestPki::new("garbage");
+    let server = start(&pki);
+    let mut plain = TcpStream::connect(server.local_addr()).unwrap();
+    plain.write_all(&[0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+    assert!(closed_within(&mut plain, Duration::from_secs(3)));
+}
+
+#[test]
+fn a_handshake_that_stalls_is_cut_at_the_header_timeout() {
+    let pki = TestPki::new("stall");
+    let server = start(&pki);
+    let mut plain = TcpStream::connect(server.local_addr()).unwrap();
+    // The start of a ClientHello record, never finished.
+    plain.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut plain, Duration::from_secs(5)));
+    assert!(started.elapsed() >= Duration::from_millis(400), "cut before the timeout");
+}
+
+#[test]
+fn a_client_offering_only_tls_1_2_is_refused_when_the_minimum_is_1_3() {
+    let pki = TestPki::new("min13");
+    let mut settings = TlsSettings::new(&pki.certfile, &pki.keyfile);
+    settings.min_version = TlsVersion::Tls13;
+    let server = start_with(settings).expect("server starts");
+    let tls12 = pki.client_config_with(&[&rustls::version::TLS12]);
+    assert!(connect(server.local_addr(), tls12).is_err());
+    let tls13 = pki.client_config_with(&[&rustls::version::TLS13]);
+    let tls = connect(server.local_addr(), tls13).unwrap();
+    assert_eq!(tls.conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+}
+
+#[test]
+fn tls_1_2_is_accepted_by_default() {
+    let pki = TestPki::new("tls12");
+    let server = start(&pki);
+    let mut tls =
+        connect(server.local_addr(), pki.client_config_with(&[&rustls::version::TLS12])).unwrap();
+    assert_eq!(tls.conn.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_2));
+    assert_eq!(roundtrip(&mut tls, GET).1, b"Hello, World!");
+}
+
+#[test]
+fn a_missing_certificate_file_fails_the_start_naming_it() {
+    let pki = TestPki::new("missing");
+    let missing = pki.dir.join("nowhere.pem");
+    let err = start_with(TlsSettings::new(&missing, &pki.keyfile)).err().expect("start fails");
+    let message = err.to_string();
+    assert!(message.contains("--ssl-certfile") && message.contains("nowhere.pem"), "{message}");
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn a_key_that_is_not_the_certificates_fails_the_start() {
+    let pki = TestPki::new("mismatch");
+    let other = TestPki::new("mismatch-other");
+    let err =
+        start_with(TlsSettings::new(&pki.certfile, &other.keyfile)).err().expect("start fails");
+    let message = err.to_string();
+    assert!(
+        message.contains("--ssl-keyfile") && message.contains("not the certificate"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_certificate_file_without_a_certificate_fails_the_start() {
+    let pki = TestPki::new("nocert");
+    let err = start_with(TlsSettings::new(&pki.keyfile, &pki.keyfile)).err().expect("start fails");
+    assert!(err.to_string().contains("no certificate"), "{err}");
+}
