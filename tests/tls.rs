@@ -25,6 +25,14 @@ fn start_with(settings: TlsSettings) -> Result<ServerHandle, StartError> {
         .serve(BenchApp::new)
 }
 
+/// Why a server with `settings` does not start.
+fn start_error(settings: TlsSettings) -> StartError {
+    match start_with(settings) {
+        Ok(_) => panic!("the server started"),
+        Err(e) => e,
+    }
+}
+
 fn start(pki: &TestPki) -> ServerHandle {
     start_with(TlsSettings::new(&pki.certfile, &pki.keyfile)).expect("server starts")
 }
@@ -165,7 +173,7 @@ fn tls_1_2_is_accepted_by_default() {
 fn a_missing_certificate_file_fails_the_start_naming_it() {
     let pki = TestPki::new("missing");
     let missing = pki.dir.join("nowhere.pem");
-    let err = start_with(TlsSettings::new(&missing, &pki.keyfile)).err().expect("start fails");
+    let err = start_error(TlsSettings::new(&missing, &pki.keyfile));
     let message = err.to_string();
     assert!(message.contains("--ssl-certfile") && message.contains("nowhere.pem"), "{message}");
     assert_eq!(err.exit_code(), 2);
@@ -175,8 +183,7 @@ fn a_missing_certificate_file_fails_the_start_naming_it() {
 fn a_key_that_is_not_the_certificates_fails_the_start() {
     let pki = TestPki::new("mismatch");
     let other = TestPki::new("mismatch-other");
-    let err =
-        start_with(TlsSettings::new(&pki.certfile, &other.keyfile)).err().expect("start fails");
+    let err = start_error(TlsSettings::new(&pki.certfile, &other.keyfile));
     let message = err.to_string();
     assert!(
         message.contains("--ssl-keyfile") && message.contains("not the certificate"),
@@ -187,6 +194,6 @@ fn a_key_that_is_not_the_certificates_fails_the_start() {
 #[test]
 fn a_certificate_file_without_a_certificate_fails_the_start() {
     let pki = TestPki::new("nocert");
-    let err = start_with(TlsSettings::new(&pki.keyfile, &pki.keyfile)).err().expect("start fails");
+    let err = start_error(TlsSettings::new(&pki.keyfile, &pki.keyfile));
     assert!(err.to_string().contains("no certificate"), "{err}");
 }

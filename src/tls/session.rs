@@ -75,12 +75,6 @@ impl TlsSession {
         self.conn.is_handshaking()
     }
 
-    /// The rustls connection, for what it knows once the handshake is over
-    /// (the protocol version, ALPN, the peer's certificates).
-    pub(crate) fn connection(&self) -> &UnbufferedServerConnection {
-        &self.conn
-    }
-
     /// Processes the whole records at the front of `incoming`: their
     /// plaintext is appended to `plaintext` from `at` (growing it as
     /// needed), and the TLS bytes to send in answer to `send`. On an error
