@@ -221,23 +221,36 @@ impl CoreLog {
     }
 
     /// Captures the request's part of its line into `line`.
-    pub(crate) fn start(&self, line: &mut LogLine, client: Option<SocketAddr>, head: &RequestHead) {
+    /// `scheme` is in the JSON format only (the Apache text format has no
+    /// field for it).
+    pub(crate) fn start(
+        &self,
+        line: &mut LogLine,
+        client: Option<SocketAddr>,
+        scheme: &'static str,
+        head: &RequestHead,
+    ) {
         let request = Some((head.method_str(), head.target(), head.version()));
         let referer = head.header("referer");
         let user_agent = head.header("user-agent");
-        self.start_with(line, client, request, referer, user_agent);
+        self.start_with(line, (client, scheme), request, referer, user_agent);
     }
 
     /// Captures a line for a request that was refused unparsed (or whose
     /// head never arrived): no request line, no headers.
-    pub(crate) fn start_unparsed(&self, line: &mut LogLine, client: Option<SocketAddr>) {
-        self.start_with(line, client, None, None, None);
+    pub(crate) fn start_unparsed(
+        &self,
+        line: &mut LogLine,
+        client: Option<SocketAddr>,
+        scheme: &'static str,
+    ) {
+        self.start_with(line, (client, scheme), None, None, None);
     }
 
     fn start_with(
         &self,
         line: &mut LogLine,
-        client: Option<SocketAddr>,
+        (client, scheme): (Option<SocketAddr>, &'static str),
         request: Option<(&str, &str, Version)>,
         referer: Option<&[u8]>,
         user_agent: Option<&[u8]>,
@@ -286,6 +299,7 @@ impl CoreLog {
                     None => write!(out, "\",\"client\":null"),
                 }
                 .unwrap_or_default();
+                json_field(out, "scheme", Some(scheme.as_bytes()));
                 let (method, target, version) = match request {
                     Some((method, target, version)) => (
                         Some(method.as_bytes()),
@@ -502,7 +516,7 @@ mod tests {
     fn one_line(format: LogFormat, raw: &[u8], status: u16, bytes: u64) -> String {
         let (log, batches) = log(format);
         let mut line = LogLine::default();
-        log.start(&mut line, Some("198.51.100.7:4242".parse().unwrap()), &head(raw));
+        log.start(&mut line, Some("198.51.100.7:4242".parse().unwrap()), "http", &head(raw));
         log.finish(&line, status, bytes, Duration::from_micros(1234));
         log.flush();
         match batches.try_recv() {
@@ -532,7 +546,7 @@ mod tests {
         let raw = b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: a \"quoted\" \\ \xe9\r\n\r\n";
         assert_eq!(
             one_line(LogFormat::Json, raw, 404, 9),
-            "{\"time\":\"1994-11-06T08:49:37Z\",\"client\":\"198.51.100.7\",\"method\":\"GET\",\
+            "{\"time\":\"1994-11-06T08:49:37Z\",\"client\":\"198.51.100.7\",\"scheme\":\"http\",\"method\":\"GET\",\
              \"target\":\"/\",\"version\":\"HTTP/1.1\",\"referer\":null,\
              \"user_agent\":\"a \\\"quoted\\\" \\\\ \\u00e9\",\"status\":404,\"bytes\":9,\
              \"duration_us\":1234,\"core\":2}\n"
@@ -550,7 +564,7 @@ mod tests {
     fn a_writer_that_falls_behind_costs_lines_not_waiting() {
         let (log, batches) = log(LogFormat::Text);
         let mut line = LogLine::default();
-        log.start_unparsed(&mut line, None);
+        log.start_unparsed(&mut line, None, "http");
         // The queue holds 4 batches; nobody reads it.
         for _ in 0..6 {
             log.finish(&line, 400, 0, Duration::ZERO);
@@ -578,7 +592,7 @@ mod tests {
     fn lines_a_failed_write_lost_are_counted_at_the_next_hand_over() {
         let (log, batches) = log(LogFormat::Text);
         let mut line = LogLine::default();
-        log.start_unparsed(&mut line, None);
+        log.start_unparsed(&mut line, None, "http");
         for _ in 0..3 {
             log.finish(&line, 400, 0, Duration::ZERO);
         }

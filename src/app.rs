@@ -28,6 +28,7 @@ use crate::http::{Method, RequestHead, Version};
 use crate::metrics::{CoreMetrics, Metrics};
 use crate::proxy::Origin;
 use crate::recycle;
+use crate::tls::TlsInfo;
 
 /// The error type of fallible application hooks.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -189,6 +190,7 @@ pub struct Request {
     body: RequestBody,
     peer_addr: Option<SocketAddr>,
     origin: Origin,
+    tls: Option<Rc<TlsInfo>>,
 }
 
 impl Request {
@@ -197,8 +199,9 @@ impl Request {
         body: RequestBody,
         peer_addr: Option<SocketAddr>,
         origin: Origin,
+        tls: Option<Rc<TlsInfo>>,
     ) -> Request {
-        Request { head, body, peer_addr, origin }
+        Request { head, body, peer_addr, origin, tls }
     }
 
     /// The method.
@@ -293,8 +296,14 @@ impl Request {
         self.origin.client
     }
 
-    /// `"https"` when a trusted proxy said so in `X-Forwarded-Proto`
-    /// (`--proxy-headers`), else `"http"`.
+    /// What the connection's TLS negotiated (the version, the cipher suite,
+    /// the client's certificate); `None` over plain HTTP.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_deref()
+    }
+
+    /// `"https"` over TLS, or when a trusted proxy said so in
+    /// `X-Forwarded-Proto` (`--proxy-headers`); else `"http"`.
     pub fn scheme(&self) -> &'static str {
         self.origin.scheme
     }

@@ -7,13 +7,60 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
 use support::tls::{connect, read_response, roundtrip, TestPki};
 use support::TEST_MAX_BODY;
 use uring_serve::apps::BenchApp;
-use uring_serve::tls::{TlsSettings, TlsVersion};
-use uring_serve::{Cores, Server, ServerHandle, StartError};
+
+use uring_serve::tls::{ClientCerts, TlsSettings, TlsVersion};
+use uring_serve::{App, Context, Cores, Request, Response, Server, ServerHandle, StartError};
 
 const GET: &[u8] = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// Answers every request with what its connection's TLS negotiated:
+/// `version resumed scheme`, then the client certificate's subject and
+/// names, one per line (`-` without one).
+struct TlsReport;
+
+impl App for TlsReport {
+    async fn call(&self, req: Request, _cx: &Context) -> Response {
+        let Some(tls) = req.tls() else { return Response::text("plain\n") };
+        let mut text = format!("{} resumed={} {}\n", tls.version, tls.resumed, req.scheme());
+        match &tls.client_certificate {
+            Some(cert) => {
+                text.push_str(&format!("{}\n", cert.subject));
+                for name in &cert.subject_alt_names {
+                    text.push_str(&format!("{name}\n"));
+                }
+            }
+            None => text.push_str("-\n"),
+        }
+        Response::text(text)
+    }
+}
+
+fn start_report(settings: TlsSettings) -> ServerHandle {
+    Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .tls(settings)
+        .serve(|_| TlsReport)
+        .expect("server starts")
+}
+
+/// The report of one request on a new connection made with `config`.
+fn report(server: &ServerHandle, config: Arc<rustls::ClientConfig>) -> String {
+    let mut tls = connect(server.local_addr(), config).unwrap();
+    let (_, body) = roundtrip(&mut tls, GET);
+    String::from_utf8(body).unwrap()
+}
+
+fn with_client_certs(pki: &TestPki, reqs: ClientCerts) -> TlsSettings {
+    let mut settings = TlsSettings::new(&pki.certfile, &pki.keyfile);
+    settings.ca_certs = Some(pki.cafile.clone());
+    settings.client_certs = reqs;
+    settings
+}
 
 fn start_with(settings: TlsSettings) -> Result<ServerHandle, StartError> {
     Server::builder()
@@ -196,4 +243,77 @@ fn a_certificate_file_without_a_certificate_fails_the_start() {
     let pki = TestPki::new("nocert");
     let err = start_error(TlsSettings::new(&pki.keyfile, &pki.keyfile));
     assert!(err.to_string().contains("no certificate"), "{err}");
+}
+
+#[test]
+fn the_application_sees_the_tls_version_and_the_https_scheme() {
+    let pki = TestPki::new("report");
+    let server = start_report(TlsSettings::new(&pki.certfile, &pki.keyfile));
+    assert_eq!(report(&server, pki.client_config()), "TLSv1.3 resumed=false https\n-\n");
+}
+
+#[test]
+fn a_second_connection_resumes_the_session() {
+    let pki = TestPki::new("resume");
+    let server = start_report(TlsSettings::new(&pki.certfile, &pki.keyfile));
+    let config = pki.client_config();
+    assert!(report(&server, config.clone()).contains("resumed=false"));
+    let mut tls = connect(server.local_addr(), config).unwrap();
+    assert_eq!(tls.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+    let (_, body) = roundtrip(&mut tls, GET);
+    assert!(String::from_utf8(body).unwrap().contains("resumed=true"));
+}
+
+#[test]
+fn a_required_client_certificate_is_verified_and_its_names_reach_the_application() {
+    let pki = TestPki::new("mtls-required");
+    let server = start_report(with_client_certs(&pki, ClientCerts::Required));
+    let text = report(&server, pki.client_config_as("client1.example"));
+    assert_eq!(
+        text,
+        "TLSv1.3 resumed=false https\nCN=client1.example\nDNS:client1.example\nemail:ops@example.com\n"
+    );
+}
+
+#[test]
+fn a_client_without_a_required_certificate_is_refused() {
+    let pki = TestPki::new("mtls-refused");
+    let server = start_report(with_client_certs(&pki, ClientCerts::Required));
+    let refused = connect(server.local_addr(), pki.client_config()).and_then(|mut tls| {
+        tls.write_all(GET)?;
+        let mut byte = [0u8; 1];
+        tls.read_exact(&mut byte)
+    });
+    assert!(refused.is_err(), "a client without a certificate was served");
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_refused() {
+    let pki = TestPki::new("mtls-other-ca");
+    let other = TestPki::new("mtls-other-ca-2");
+    let server = start_report(with_client_certs(&pki, ClientCerts::Required));
+    let config = pki.client_config_presenting(other.client_identity("intruder"));
+    let refused = connect(server.local_addr(), config).and_then(|mut tls| {
+        tls.write_all(GET)?;
+        let mut byte = [0u8; 1];
+        tls.read_exact(&mut byte)
+    });
+    assert!(refused.is_err(), "a certificate of another CA was accepted");
+}
+
+#[test]
+fn an_optional_client_certificate_may_be_absent() {
+    let pki = TestPki::new("mtls-optional");
+    let server = start_report(with_client_certs(&pki, ClientCerts::Optional));
+    assert_eq!(report(&server, pki.client_config()), "TLSv1.3 resumed=false https\n-\n");
+    assert!(report(&server, pki.client_config_as("client2")).contains("CN=client2\n"));
+}
+
+#[test]
+fn client_certificates_without_their_cas_fail_the_start() {
+    let pki = TestPki::new("mtls-no-ca");
+    let mut settings = TlsSettings::new(&pki.certfile, &pki.keyfile);
+    settings.client_certs = ClientCerts::Required;
+    let err = start_error(settings);
+    assert!(err.to_string().contains("--ssl-ca-certs"), "{err}");
 }

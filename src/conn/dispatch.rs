@@ -31,7 +31,7 @@ impl<A: App, T: Transport> Conn<A, T> {
         let origin = self.origin(&head);
         self.status = None;
         if let Some(log) = &self.shared.access_log {
-            log.start(&mut self.log_line, origin.client, &head);
+            log.start(&mut self.log_line, origin.client, origin.scheme, &head);
         }
         if self.shared.health_path.as_deref() == Some(head.path()) {
             let response = self.shared.health(head.method());
@@ -80,7 +80,7 @@ impl<A: App, T: Transport> Conn<A, T> {
         };
         self.shared.metrics.requests.inc();
         let keep_alive = head.keep_alive();
-        let request = Request::new(head, body, self.peer.0, origin);
+        let request = Request::new(head, body, self.peer.0, origin, self.io.tls());
         let (mut response, keep_alive) = match call_app(&self.shared, request).await {
             Ok(response) => (response, keep_alive),
             Err(why) => {
@@ -188,6 +188,15 @@ impl<A: App, T: Transport> Conn<A, T> {
 
     /// Who sent the request, as far as the server believes proxies.
     pub(super) fn origin(&self, head: &RequestHead) -> Origin {
+        let mut origin = self.proxied_origin(head);
+        if self.io.tls().is_some() {
+            origin.scheme = "https";
+        }
+        origin
+    }
+
+    /// Who sent the request, before the connection's own scheme is known.
+    fn proxied_origin(&self, head: &RequestHead) -> Origin {
         match &self.shared.proxies {
             None => Origin { client: self.peer.0, scheme: "http" },
             Some(trusted) => proxy::origin(

@@ -426,7 +426,8 @@ impl<A: App, T: Transport> Conn<A, T> {
     /// its head never arrived).
     fn log_unparsed(&mut self) {
         if let (Some(log), Some(status)) = (&self.shared.access_log, self.status) {
-            log.start_unparsed(&mut self.log_line, self.peer.0);
+            let scheme = if self.io.tls().is_some() { "https" } else { "http" };
+            log.start_unparsed(&mut self.log_line, self.peer.0, scheme);
             log.finish(&self.log_line, status, self.body_bytes, Duration::ZERO);
         }
     }

@@ -18,6 +18,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use super::socket::{NonBlocking, RingSocket};
 use super::sys;
 use super::transport::{AcceptedTransport, PendingRead, Transport};
 use crate::tls::session::TlsSession;
+use crate::tls::TlsInfo;
 
 /// Room for one whole TLS record (16 KiB of plaintext, its header and
 /// tag), what a receive asks for beyond a partial record.
@@ -63,6 +65,8 @@ struct TlsState {
     queued: Vec<u8>,
     /// The peer sent `close_notify`: reads return the end.
     peer_closed: bool,
+    /// What the handshake negotiated, once it is over.
+    info: Option<Rc<TlsInfo>>,
 }
 
 impl TlsSocket {
@@ -74,6 +78,7 @@ impl TlsSocket {
             filled: 0,
             queued: Vec::new(),
             peer_closed: false,
+            info: None,
         };
         TlsSocket { socket, state: RefCell::new(state) }
     }
@@ -164,6 +169,9 @@ impl TlsSocket {
             Ok(received) => received,
             Err(e) => return Absorbed::Send(send, Then::Return(Err(e.into()))),
         };
+        if handshaking && !state.session.is_handshaking() {
+            state.info = Some(Rc::new(state.session.info()));
+        }
         state.incoming.copy_within(received.consumed..filled, 0);
         state.filled -= received.consumed;
         state.peer_closed |= received.peer_closed;
@@ -410,6 +418,10 @@ impl Transport for TlsSocket {
             let _ = sys::send_now(self.socket.fd(), &send);
         }
         self.socket.shutdown_write()
+    }
+
+    fn tls(&self) -> Option<Rc<TlsInfo>> {
+        self.state.borrow().info.clone()
     }
 
     fn sends_files(&self) -> bool {

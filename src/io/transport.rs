@@ -18,6 +18,7 @@ use std::rc::Rc;
 use super::file::{FileBody, Pipe};
 use super::ring::{Detached, OpBuf};
 use super::socket::RingSocket;
+use crate::tls::TlsInfo;
 
 /// Size (and resting size) of a connection's read buffer.
 pub(crate) const READ_BUF_BYTES: usize = 4 << 10;
@@ -76,6 +77,12 @@ pub(crate) trait Transport: 'static {
     /// Closes the sending half: the peer reads an end of stream after the
     /// last response.
     fn shutdown_write(&self) -> io::Result<()>;
+
+    /// What the connection's TLS negotiated, once its handshake is over
+    /// (`None`: plain, or still in the handshake).
+    fn tls(&self) -> Option<Rc<TlsInfo>> {
+        None
+    }
 
     /// Whether file bodies may go out with `sendfile` or a splice (not over
     /// TLS in user space: the kernel would send them unencrypted).

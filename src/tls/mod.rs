@@ -23,7 +23,10 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
+mod info;
 pub(crate) mod session;
+
+pub use info::{ClientCertificate, TlsInfo};
 
 /// A certificate that expires within this is a warning at start.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);

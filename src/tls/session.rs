@@ -12,6 +12,8 @@ use std::fmt;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 
+use super::TlsInfo;
+
 /// Most bytes of TLS records a record can add to what it carries (header,
 /// content type, AEAD tag), with room to spare; a record carries at most
 /// 16 KiB.
@@ -68,6 +70,11 @@ pub(crate) struct TlsSession {
 impl TlsSession {
     pub(crate) fn new(conn: UnbufferedServerConnection) -> TlsSession {
         TlsSession { conn }
+    }
+
+    /// What the connection negotiated (once its handshake is over).
+    pub(crate) fn info(&self) -> TlsInfo {
+        TlsInfo::of(&self.conn)
     }
 
     /// Whether the handshake is still under way.

@@ -9,8 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 /// A test CA and a server certificate it signed, as PEM files in a
@@ -18,8 +21,10 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 pub struct TestPki {
     pub dir: PathBuf,
     pub ca: CertificateDer<'static>,
+    pub cafile: PathBuf,
     pub certfile: PathBuf,
     pub keyfile: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 impl TestPki {
@@ -42,8 +47,45 @@ impl TestPki {
         let keyfile = dir.join("key.pem");
         std::fs::write(&certfile, cert.pem()).unwrap();
         std::fs::write(&keyfile, key.serialize_pem()).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-        TestPki { dir, ca: ca_cert.der().clone(), certfile, keyfile }
+        let cafile = dir.join("ca.pem");
+        std::fs::write(&cafile, ca_cert.pem()).unwrap();
+        TestPki { dir, ca: ca_cert.der().clone(), cafile, certfile, keyfile, issuer }
+    }
+
+    /// A client certificate for `name` (its common name, also a DNS
+    /// alternative name, with an email one) signed by the test CA, with
+    /// its key.
+    pub fn client_identity(
+        &self,
+        name: &str,
+    ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.subject_alt_names.push(SanType::Rfc822Name("ops@example.com".try_into().unwrap()));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let key = PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        (vec![cert.der().clone()], key)
+    }
+
+    /// A client configuration that trusts the test CA and presents the
+    /// certificate of `name`.
+    pub fn client_config_as(&self, name: &str) -> Arc<ClientConfig> {
+        self.client_config_presenting(self.client_identity(name))
+    }
+
+    /// A client configuration that trusts the test CA and presents
+    /// `identity` (a chain and its key, from any CA).
+    pub fn client_config_presenting(
+        &self,
+        (chain, key): (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+    ) -> Arc<ClientConfig> {
+        let config = self
+            .client_builder(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+        with_alpn(config)
     }
 
     /// A client configuration that trusts the test CA, offering `http/1.1`.
@@ -56,16 +98,20 @@ impl TestPki {
         &self,
         versions: &[&'static rustls::SupportedProtocolVersion],
     ) -> Arc<ClientConfig> {
+        with_alpn(self.client_builder(versions).with_no_client_auth())
+    }
+
+    fn client_builder(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert> {
         let mut roots = RootCertStore::empty();
         roots.add(self.ca.clone()).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = ClientConfig::builder_with_provider(provider)
+        ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(versions)
             .unwrap()
             .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
     }
 }
 
@@ -73,6 +119,11 @@ impl Drop for TestPki {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn with_alpn(mut config: ClientConfig) -> Arc<ClientConfig> {
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
 }
 
 /// A TLS client connection to the test server.
