@@ -319,3 +319,26 @@ fn client_certificates_without_their_cas_fail_the_start() {
     let err = start_error(settings);
     assert!(err.to_string().contains("--ssl-ca-certs"), "{err}");
 }
+
+#[test]
+fn a_graceful_shutdown_ends_an_idle_tls_connection_with_close_notify() {
+    let pki = TestPki::new("close-notify");
+    let server = start(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    assert_eq!(roundtrip(&mut tls, GET).1, b"Hello, World!");
+    server.shutdown();
+    let mut rest = Vec::new();
+    // rustls reports an end without close_notify as an error.
+    assert_eq!(tls.read_to_end(&mut rest).unwrap(), 0);
+}
+
+#[test]
+fn a_connection_close_request_ends_with_close_notify() {
+    let pki = TestPki::new("close-request");
+    let server = start(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    let request = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    assert_eq!(roundtrip(&mut tls, request).1, b"Hello, World!");
+    let mut rest = Vec::new();
+    assert_eq!(tls.read_to_end(&mut rest).unwrap(), 0);
+}

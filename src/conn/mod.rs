@@ -433,6 +433,15 @@ impl<A: App, T: Transport> Conn<A, T> {
     }
 
     /// A server-side close: see [`linger`], for [`LINGER`] at most.
+    /// Ends a connection the peer closed, or one idle when the core began
+    /// to drain: over TLS with `close_notify`, so that the peer sees the
+    /// stream end rather than cut.
+    pub(crate) fn close_gone(&self) {
+        if self.io.tls().is_some() {
+            let _ = self.io.shutdown_write();
+        }
+    }
+
     pub(crate) async fn linger_close(&mut self) {
         linger(&*self.io, &mut self.rbuf.buf, Instant::now() + LINGER).await;
     }

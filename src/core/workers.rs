@@ -190,7 +190,7 @@ async fn serve_parked<A: App, T: AcceptedTransport>(core: &Rc<CoreState<A, T>>, 
                 return true;
             }
             Ok(Outcome::Close) => Recycled::with(|| conn.linger_close()).await,
-            Ok(Outcome::Gone) => {}
+            Ok(Outcome::Gone) => conn.close_gone(),
             Err(e) => {
                 if matches!(e, ConnError::WriteStalled) || conn.write_was_cut() {
                     core.shared.metrics.count_timeout(TimeoutKind::Write);
