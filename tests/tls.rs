@@ -342,3 +342,22 @@ fn a_connection_close_request_ends_with_close_notify() {
     let mut rest = Vec::new();
     assert_eq!(tls.read_to_end(&mut rest).unwrap(), 0);
 }
+
+#[test]
+fn handshakes_resumptions_and_failures_are_counted() {
+    let pki = TestPki::new("metrics");
+    let server = start(&pki);
+    let config = pki.client_config();
+    for _ in 0..2 {
+        let mut tls = connect(server.local_addr(), config.clone()).unwrap();
+        assert_eq!(roundtrip(&mut tls, GET).1, b"Hello, World!");
+    }
+    let mut plain = TcpStream::connect(server.local_addr()).unwrap();
+    plain.write_all(GET).unwrap();
+    assert!(closed_within(&mut plain, Duration::from_secs(3)));
+    let metrics = server.metrics()[0];
+    assert_eq!(
+        (metrics.tls_handshakes, metrics.tls_resumed, metrics.tls_handshake_failures),
+        (2, 1, 1)
+    );
+}

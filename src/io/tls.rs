@@ -31,6 +31,7 @@ use super::ring::{Detached, Op, OpBuf};
 use super::socket::{NonBlocking, RingSocket};
 use super::sys;
 use super::transport::{AcceptedTransport, PendingRead, Transport};
+use crate::tls::counters::{HandshakeFailure, TlsCounters};
 use crate::tls::session::TlsSession;
 use crate::tls::TlsInfo;
 
@@ -51,6 +52,8 @@ pub(crate) const WRITE_PLAINTEXT: usize = 256 << 10;
 pub(crate) struct TlsSocket {
     socket: RingSocket,
     state: RefCell<TlsState>,
+    /// The core's TLS counts.
+    counters: Arc<TlsCounters>,
 }
 
 /// What a TLS connection keeps between operations.
@@ -71,7 +74,11 @@ struct TlsState {
 
 impl TlsSocket {
     /// A TLS connection over `socket`, its handshake still to come.
-    pub(crate) fn new(socket: RingSocket, conn: UnbufferedServerConnection) -> TlsSocket {
+    pub(crate) fn new(
+        socket: RingSocket,
+        conn: UnbufferedServerConnection,
+        counters: Arc<TlsCounters>,
+    ) -> TlsSocket {
         let state = TlsState {
             session: TlsSession::new(conn),
             incoming: Vec::new(),
@@ -80,7 +87,7 @@ impl TlsSocket {
             peer_closed: false,
             info: None,
         };
-        TlsSocket { socket, state: RefCell::new(state) }
+        TlsSocket { socket, state: RefCell::new(state), counters }
     }
 
     /// Starts the receive a read waits for: of nothing (the end is known),
@@ -153,24 +160,36 @@ impl TlsSocket {
             }
             (result, _) => result,
         };
+        let handshaking = state.session.is_handshaking();
         match n {
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Absorbed::NoBuffer,
             Err(e) => return Absorbed::Return(Err(e)),
             // The end of the stream without `close_notify`: for HTTP/1.1,
             // whose messages say where they end, a close like any other.
-            Ok(0) => return Absorbed::Return(Ok(0)),
+            Ok(0) => {
+                if handshaking && !state.peer_closed {
+                    self.counters.failure(HandshakeFailure::Closed);
+                }
+                return Absorbed::Return(Ok(0));
+            }
             Ok(n) => state.filled += n,
         }
-        let handshaking = state.session.is_handshaking();
         let mut send = Vec::new();
         let filled = state.filled;
         let received = state.session.receive(&mut state.incoming[..filled], buf, at, &mut send);
         let received = match received {
             Ok(received) => received,
-            Err(e) => return Absorbed::Send(send, Then::Return(Err(e.into()))),
+            Err(e) => {
+                if handshaking {
+                    self.counters.failure(e.handshake_failure());
+                }
+                return Absorbed::Send(send, Then::Return(Err(e.into())));
+            }
         };
         if handshaking && !state.session.is_handshaking() {
-            state.info = Some(Rc::new(state.session.info()));
+            let info = state.session.info();
+            self.counters.handshake(info.resumed);
+            state.info = Some(Rc::new(info));
         }
         state.incoming.copy_within(received.consumed..filled, 0);
         state.filled -= received.consumed;
@@ -454,14 +473,18 @@ impl Transport for TlsSocket {
 }
 
 impl AcceptedTransport for TlsSocket {
-    /// The core's rustls configuration (see `tls::TlsConfig::for_core`).
-    type Setup = Arc<ServerConfig>;
+    /// The core's rustls configuration (see `tls::TlsConfig::for_core`)
+    /// and TLS counts.
+    type Setup = (Arc<ServerConfig>, Arc<TlsCounters>);
     const PLAIN: bool = false;
 
-    fn accepted(socket: RingSocket, config: &Arc<ServerConfig>) -> io::Result<TlsSocket> {
+    fn accepted(
+        socket: RingSocket,
+        (config, counters): &(Arc<ServerConfig>, Arc<TlsCounters>),
+    ) -> io::Result<TlsSocket> {
         let conn = UnbufferedServerConnection::new(config.clone())
             .map_err(|e| io::Error::other(format!("TLS: {e}")))?;
-        Ok(TlsSocket::new(socket, conn))
+        Ok(TlsSocket::new(socket, conn, counters.clone()))
     }
 
     fn socket(&self) -> &RingSocket {

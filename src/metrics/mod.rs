@@ -16,9 +16,11 @@ pub(crate) mod exporter;
 mod text;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cores::CoreId;
+use crate::tls::counters::{HandshakeFailure, TlsCounters};
 
 /// Counters of one core. Written only by that core.
 #[derive(Debug, Default)]
@@ -50,6 +52,9 @@ pub(crate) struct CoreMetrics {
     pub(crate) core_restarts: Counter,
     /// Access-log lines dropped because the log's writer fell behind.
     pub(crate) access_log_dropped: Counter,
+    /// TLS handshakes and their failures (written by the core's TLS
+    /// connections).
+    pub(crate) tls: Arc<TlsCounters>,
 }
 
 /// A single-writer counter.
@@ -237,6 +242,12 @@ impl CoreMetrics {
             blocking_queued: self.blocking_queued.get(),
             blocking_panics: self.blocking_panics.get(),
             core_restarts: self.core_restarts.get(),
+            tls_handshakes: self.tls.handshakes(),
+            tls_resumed: self.tls.resumed(),
+            tls_handshake_failures: HandshakeFailure::ALL
+                .iter()
+                .map(|&why| self.tls.failures(why))
+                .sum(),
         }
     }
 }
@@ -282,6 +293,13 @@ pub struct Metrics {
     pub blocking_panics: u64,
     /// Times this core's executor died and was started again.
     pub core_restarts: u64,
+    /// TLS handshakes completed, resumed ones included.
+    pub tls_handshakes: u64,
+    /// TLS handshakes that resumed a session (from a ticket).
+    pub tls_resumed: u64,
+    /// TLS handshakes that failed, for any reason (by reason in the
+    /// exported metrics).
+    pub tls_handshake_failures: u64,
 }
 
 #[cfg(test)]

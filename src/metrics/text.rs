@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{CoreMetrics, RefusedKind, TimeoutKind, DURATION_BOUNDS_US};
 use crate::cores::CoreId;
+use crate::tls::counters::HandshakeFailure;
 
 /// The `Content-Type` of [`render`]'s output.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -150,6 +151,25 @@ pub(crate) fn render(cores: &[(CoreId, Arc<CoreMetrics>)], out: &mut String) {
         "Times a core's executor died and was started again.",
         |m| m.core_restarts.get(),
     );
+    family.head("tls_handshakes_total", "counter", "TLS handshakes completed, by kind.");
+    for (core, m) in cores {
+        let resumed = m.tls.resumed();
+        let full = m.tls.handshakes().saturating_sub(resumed);
+        family.sample("tls_handshakes_total", *core, &[("kind", "full")], full);
+        family.sample("tls_handshakes_total", *core, &[("kind", "resumed")], resumed);
+    }
+    family.head(
+        "tls_handshake_failures_total",
+        "counter",
+        "TLS handshakes that failed, by reason.",
+    );
+    for (core, m) in cores {
+        for why in HandshakeFailure::ALL {
+            let value = m.tls.failures(why);
+            family.sample("tls_handshake_failures_total", *core, &[("reason", why.name())], value);
+        }
+    }
+
     family.per_core(
         "counter",
         cores,

@@ -210,7 +210,8 @@ where
         match &start.tls {
             None => serve_core::<A, RingSocket>(shared, ring, listener, (), run).await,
             Some(tls) => {
-                serve_core::<A, TlsSocket>(shared, ring, listener, tls.for_core(), run).await
+                let setup = (tls.for_core(), start.metrics.tls.clone());
+                serve_core::<A, TlsSocket>(shared, ring, listener, setup, run).await
             }
         }
     })

@@ -23,6 +23,7 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
+pub(crate) mod counters;
 mod info;
 pub(crate) mod session;
 

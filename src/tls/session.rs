@@ -12,6 +12,7 @@ use std::fmt;
 use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError};
 
+use super::counters::HandshakeFailure;
 use super::TlsInfo;
 
 /// Most bytes of TLS records a record can add to what it carries (header,
@@ -38,6 +39,16 @@ impl fmt::Display for SessionError {
             SessionError::Protocol(e) => write!(f, "TLS: {e}"),
             SessionError::Exhausted => f.write_str("TLS: the keys reached their use limit"),
             SessionError::NotWritable => f.write_str("TLS: the connection cannot send data now"),
+        }
+    }
+}
+
+impl SessionError {
+    /// Why a handshake that failed with this failed.
+    pub(crate) fn handshake_failure(&self) -> HandshakeFailure {
+        match self {
+            SessionError::Protocol(e) => HandshakeFailure::of(e),
+            _ => HandshakeFailure::Other,
         }
     }
 }
