@@ -9,13 +9,14 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use tracing::info;
+use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use uring_serve::apps::{BenchApp, StaticDir, StaticFiles};
 use uring_serve::cli::Cli;
+use uring_serve::tls::TlsConfig;
 use uring_serve::{LogFormat, OptionsAsterisk, Server};
 
 fn main() -> ExitCode {
@@ -43,10 +44,10 @@ fn main() -> ExitCode {
     // Taken before the server starts: a SIGTERM that comes while it starts
     // (or as soon as it says it listens) stops it gracefully, never with
     // the default action.
-    let signals = match Signals::new([SIGINT, SIGTERM]) {
+    let signals = match Signals::new([SIGINT, SIGTERM, SIGHUP]) {
         Ok(signals) => Some(signals),
         Err(e) => {
-            eprintln!("warning: cannot handle SIGINT/SIGTERM: {e}");
+            eprintln!("warning: cannot handle SIGINT/SIGTERM/SIGHUP: {e}");
             None
         }
     };
@@ -78,14 +79,19 @@ fn main() -> ExitCode {
 
     if let Some(mut signals) = signals {
         let shutdown = server.shutdown_signal();
+        let tls = server.tls().cloned();
         std::thread::spawn(move || {
-            let mut received = signals.forever();
-            if let Some(signal) = received.next() {
-                shutdown.trigger();
-                info!(signal, "shutting down");
-            }
-            if received.next().is_some() {
-                std::process::exit(130);
+            let mut stopping = false;
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    reload_certificate(tls.as_ref());
+                } else if stopping {
+                    std::process::exit(130);
+                } else {
+                    stopping = true;
+                    shutdown.trigger();
+                    info!(signal, "shutting down");
+                }
             }
         });
     }
@@ -96,6 +102,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `SIGHUP`: the certificate and key files are read again and serve new
+/// handshakes; a file that cannot be used leaves the one in use.
+fn reload_certificate(tls: Option<&TlsConfig>) {
+    match tls.map(TlsConfig::reload) {
+        None => info!("SIGHUP: nothing to reload (the server does not serve TLS)"),
+        Some(Ok(())) => info!("SIGHUP: TLS certificate reloaded; new handshakes use it"),
+        Some(Err(e)) => warn!("SIGHUP: TLS certificate not reloaded, the one in use stays: {e}"),
     }
 }
 

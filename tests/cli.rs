@@ -1,5 +1,7 @@
 //! The `uring-serve` binary as a newcomer runs it.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -44,12 +46,12 @@ fn start_logged(cmd: &mut Command) -> (Running, SocketAddr, String, String) {
         .find(|l| {
             log.push_str(l);
             log.push('\n');
-            l.contains("listening on http://")
+            l.contains("listening on http://") || l.contains("listening on https://")
         })
         .expect("ready line");
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    let url = line.split("listening on http://").nth(1).unwrap();
+    let url = line.split("://").nth(1).unwrap();
     let addr = url.split_whitespace().next().unwrap().parse().expect("address in ready line");
     (child, addr, line, log)
 }
@@ -693,5 +695,65 @@ fn a_server_out_of_descriptors_logs_once_does_not_spin_and_recovers() {
         .find(|l| l.starts_with("uring_serve_accept_errors_total{"))
         .unwrap_or_else(|| panic!("no accept_errors_total in {scrape}"));
     assert!(!errors.ends_with(" 0"), "{errors}");
+    stop(child);
+}
+
+#[test]
+fn a_missing_certificate_file_is_one_line_and_exit_code_2() {
+    let pki = support::tls::TestPki::new("cli-missing");
+    let missing = pki.dir.join("missing.pem");
+    let keyfile = pki.keyfile.to_str().unwrap();
+    let args =
+        ["--port", "0", "--ssl-certfile", missing.to_str().unwrap(), "--ssl-keyfile", keyfile];
+    let (code, stderr) = run_to_exit(&args);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: --ssl-certfile") && stderr.contains("missing.pem"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_certificate_without_its_key_is_one_line_and_exit_code_2() {
+    let pki = support::tls::TestPki::new("cli-nokey");
+    let (code, stderr) =
+        run_to_exit(&["--port", "0", "--ssl-certfile", pki.certfile.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("needs --ssl-keyfile"), "{stderr}");
+}
+
+#[test]
+fn sighup_serves_a_new_certificate_to_new_connections_and_keeps_the_old_ones() {
+    use support::tls::{connect, roundtrip, TestPki};
+    let old = TestPki::new("cli-reload-old");
+    let new = TestPki::new("cli-reload-new");
+    let (child, addr, line) = start(binary().args([
+        "--cores",
+        "1",
+        "--port",
+        "0",
+        "--ssl-certfile",
+        old.certfile.to_str().unwrap(),
+        "--ssl-keyfile",
+        old.keyfile.to_str().unwrap(),
+    ]));
+    assert!(line.contains("listening on https://"), "{line}");
+    let request = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut before = connect(addr, old.client_config()).unwrap();
+    assert_eq!(roundtrip(&mut before, request).1, b"Hello, World!");
+    std::fs::copy(&new.certfile, &old.certfile).unwrap();
+    std::fs::copy(&new.keyfile, &old.keyfile).unwrap();
+    let pid = libc::pid_t::try_from(child.0.id()).unwrap();
+    // SAFETY: kill(2) has no memory-safety requirements; `pid` is our child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while connect(addr, new.client_config()).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the new certificate is not served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(connect(addr, old.client_config()).is_err(), "the old certificate is still served");
+    assert_eq!(roundtrip(&mut before, request).1, b"Hello, World!");
     stop(child);
 }

@@ -361,3 +361,22 @@ fn handshakes_resumptions_and_failures_are_counted() {
         (2, 1, 1)
     );
 }
+
+#[test]
+fn a_reload_serves_the_new_certificate_and_a_bad_file_keeps_the_old_one() {
+    let pki = TestPki::new("reload");
+    let next = TestPki::new("reload-next");
+    let server = start(&pki);
+    let mut before = connect(server.local_addr(), pki.client_config()).unwrap();
+    std::fs::write(&pki.certfile, "not a certificate").unwrap();
+    let tls = server.tls().expect("a TLS server");
+    assert!(tls.reload().is_err());
+    assert_eq!(roundtrip(&mut before, GET).1, b"Hello, World!");
+    assert!(connect(server.local_addr(), pki.client_config()).is_ok(), "the old one stays");
+    std::fs::copy(&next.certfile, &pki.certfile).unwrap();
+    std::fs::copy(&next.keyfile, &pki.keyfile).unwrap();
+    tls.reload().expect("the new files load");
+    assert!(connect(server.local_addr(), next.client_config()).is_ok());
+    assert!(connect(server.local_addr(), pki.client_config()).is_err());
+    assert_eq!(roundtrip(&mut before, GET).1, b"Hello, World!");
+}

@@ -12,6 +12,7 @@ use crate::io::listener::{self, Endpoint};
 use crate::metrics::exporter::Exporter;
 use crate::metrics::{CoreMetrics, Metrics};
 use crate::shutdown::ShutdownSignal;
+use crate::tls::TlsConfig;
 
 /// A running server.
 ///
@@ -29,9 +30,17 @@ pub struct ServerHandle {
     pub(super) metrics: Vec<Arc<CoreMetrics>>,
     pub(super) exporter: Option<Exporter>,
     pub(super) access_log: Option<AccessLogWriter>,
+    pub(super) tls: Option<TlsConfig>,
 }
 
 impl ServerHandle {
+    /// The TLS configuration the cores serve with, when the server speaks
+    /// HTTPS: [`TlsConfig::reload`] swaps the certificate for new
+    /// handshakes (what the CLI does on `SIGHUP`).
+    pub fn tls(&self) -> Option<&TlsConfig> {
+        self.tls.as_ref()
+    }
+
     /// Where the metrics listener answers (`--metrics`), with the port it
     /// resolved to.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {

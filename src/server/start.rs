@@ -90,6 +90,7 @@ impl Builder {
             metrics: metrics.clone(),
             exporter,
             access_log,
+            tls: tls.clone(),
         };
 
         let factory = Arc::new(factory);
@@ -147,7 +148,11 @@ impl Builder {
         if let Some(exporter) = &handle.exporter {
             info!("metrics on http://{}/metrics", exporter.local_addr());
         }
-        info!("listening on {endpoint} (cores {ids})");
+        match (&endpoint, &handle.tls) {
+            (Endpoint::Tcp(addr), Some(_)) => info!("listening on https://{addr} (cores {ids})"),
+            (endpoint, Some(_)) => info!("listening on {endpoint}, TLS (cores {ids})"),
+            (endpoint, None) => info!("listening on {endpoint} (cores {ids})"),
+        }
         Ok(handle)
     }
 }
