@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 use support::tls::{connect, read_response, roundtrip, TestPki};
 use support::TEST_MAX_BODY;
-use uring_serve::apps::BenchApp;
+use uring_serve::apps::{BenchApp, StaticDir, StaticFiles};
 
 use uring_serve::tls::{ClientCerts, TlsSettings, TlsVersion};
 use uring_serve::{App, Context, Cores, Request, Response, Server, ServerHandle, StartError};
@@ -379,4 +379,53 @@ fn a_reload_serves_the_new_certificate_and_a_bad_file_keeps_the_old_one() {
     assert!(connect(server.local_addr(), next.client_config()).is_ok());
     assert!(connect(server.local_addr(), pki.client_config()).is_err());
     assert_eq!(roundtrip(&mut before, GET).1, b"Hello, World!");
+}
+
+/// A server of the static files in `www` under `pki`'s directory (not the
+/// directory itself, which holds the key), over TLS.
+fn start_static(pki: &TestPki) -> ServerHandle {
+    let dir = StaticDir::open(pki.dir.join("www")).expect("the directory can be served");
+    Server::builder()
+        .cores(Cores::Count(1))
+        .bind("127.0.0.1:0")
+        .tls(TlsSettings::new(&pki.certfile, &pki.keyfile))
+        .serve(move |_| StaticFiles::new(&dir))
+        .expect("server starts")
+}
+
+/// A file of `len` bytes that no two offsets of 251 apart share.
+fn write_file(pki: &TestPki, name: &str, len: usize) -> Vec<u8> {
+    let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(pki.dir.join("www")).unwrap();
+    std::fs::write(pki.dir.join("www").join(name), &bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn a_large_static_file_is_sent_whole_over_tls() {
+    let pki = TestPki::new("static-whole");
+    let bytes = write_file(&pki, "big.bin", 3 << 20);
+    let server = start_static(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    let (head, body) = roundtrip(&mut tls, b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(body == bytes, "the file differs");
+    // The connection goes on after the file.
+    let (head, _) = roundtrip(
+        &mut tls,
+        b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-0\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+}
+
+#[test]
+fn a_range_of_a_static_file_is_sent_over_tls() {
+    let pki = TestPki::new("static-range");
+    let bytes = write_file(&pki, "big.bin", 1 << 20);
+    let server = start_static(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    let request = b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=100000-299999\r\n\r\n";
+    let (head, body) = roundtrip(&mut tls, request);
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert!(body == bytes[100_000..300_000], "the range differs");
 }
