@@ -384,7 +384,7 @@ fn a_reload_serves_the_new_certificate_and_a_bad_file_keeps_the_old_one() {
 /// A server of the static files in `www` under `pki`'s directory (not the
 /// directory itself, which holds the key), over TLS.
 fn start_static(pki: &TestPki) -> ServerHandle {
-    let dir = StaticDir::open(pki.dir.join("www")).expect("the directory can be served");
+    let dir = StaticDir::open(&pki.dir.join("www")).expect("the directory can be served");
     Server::builder()
         .cores(Cores::Count(1))
         .bind("127.0.0.1:0")
