@@ -163,16 +163,7 @@ fn a_graceful_shutdown_closes_open_websockets_with_1001() {
 
 /// A Python interpreter with the `websockets` package, if there is one.
 fn python_with_websockets() -> Option<&'static str> {
-    ["python3", "/usr/bin/python3"].into_iter().find(|python| {
-        Command::new(python)
-            .args(["-c", "import websockets"])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    })
-}
-
-fn require_tools() -> bool {
-    std::env::var("URING_SERVE_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+    support::find_tool(&["python3", "/usr/bin/python3"], &["-c", "import websockets"])
 }
 
 const PYTHON_CLIENT: &str = r#"
@@ -193,10 +184,7 @@ asyncio.run(main(sys.argv[1]))
 #[test]
 fn pythons_websockets_client_exchanges_messages() {
     let Some(python) = python_with_websockets() else {
-        assert!(!require_tools(), "URING_SERVE_REQUIRE_TOOLS=1 but no python3 with websockets");
-        eprintln!(
-            "skipped: no python3 with the websockets package (apt-get install python3-websockets)"
-        );
+        support::skip_without("python3 with websockets", "apt-get install python3-websockets");
         return;
     };
     let server = start(WsSettings::default());
@@ -218,9 +206,7 @@ fn the_websocket_page_is_served() {
 
 /// A browser, if there is one.
 fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"].into_iter().find(|browser| {
-        Command::new(browser).arg("--version").output().is_ok_and(|out| out.status.success())
-    })
+    support::find_tool(&["chromium", "chromium-browser", "google-chrome"], &["--version"])
 }
 
 /// A real browser opens `/ws.html`, which echoes a text and a binary
@@ -228,8 +214,7 @@ fn chromium() -> Option<&'static str> {
 #[test]
 fn a_browser_exchanges_text_and_binary_messages() {
     let Some(browser) = chromium() else {
-        assert!(!require_tools(), "URING_SERVE_REQUIRE_TOOLS=1 but no chromium");
-        eprintln!("skipped: no chromium (apt-get install chromium)");
+        support::skip_without("chromium", "apt-get install chromium");
         return;
     };
     let server = start(WsSettings::default());

@@ -6,6 +6,27 @@
 pub mod tls;
 pub mod ws;
 
+/// Whether a test that needs a tool this machine lacks must fail rather
+/// than skip (`URING_SERVE_REQUIRE_TOOLS=1`, set by `.ci/run`, which
+/// installs every tool).
+pub fn require_tools() -> bool {
+    std::env::var("URING_SERVE_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// Ends a test that cannot run without `tool`: a failure under
+/// [`require_tools`], else a skip with `install` as the remedy.
+pub fn skip_without(tool: &str, install: &str) {
+    assert!(!require_tools(), "URING_SERVE_REQUIRE_TOOLS=1 but no {tool}");
+    eprintln!("skipped: no {tool} ({install})");
+}
+
+/// The first of `candidates` that runs with `args` and succeeds.
+pub fn find_tool(candidates: &[&'static str], args: &[&str]) -> Option<&'static str> {
+    candidates.iter().copied().find(|tool| {
+        std::process::Command::new(tool).args(args).output().is_ok_and(|out| out.status.success())
+    })
+}
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;

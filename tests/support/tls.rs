@@ -38,10 +38,13 @@ impl TestPki {
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        ca.distinguished_name.push(DnType::CommonName, format!("uring-serve test CA {name}"));
         let ca_cert = ca.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca, ca_key);
         let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, "localhost");
         let cert = leaf.signed_by(&key, &issuer).unwrap();
         let certfile = dir.join("cert.pem");
         let keyfile = dir.join("key.pem");
