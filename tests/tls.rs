@@ -429,3 +429,22 @@ fn a_range_of_a_static_file_is_sent_over_tls() {
     assert!(head.starts_with("HTTP/1.1 206"), "{head}");
     assert!(body == bytes[100_000..300_000], "the range differs");
 }
+
+#[test]
+fn a_websocket_over_tls_echoes_messages() {
+    let pki = TestPki::new("websocket");
+    let server = start(&pki);
+    let mut tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    let extra = format!("Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {}\r\n", support::ws::KEY);
+    let (head, _) = roundtrip(&mut tls, support::ws::handshake("/ws", &extra).as_bytes());
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let message = vec![7u8; 100_000];
+    tls.write_all(&support::ws::frame(0x2, &message)).unwrap();
+    let mut header = [0u8; 10];
+    tls.read_exact(&mut header).unwrap();
+    assert_eq!((header[0], header[1]), (0x82, 127), "a final binary frame, 64-bit length");
+    assert_eq!(u64::from_be_bytes(header[2..].try_into().unwrap()), 100_000);
+    let mut echoed = vec![0u8; 100_000];
+    tls.read_exact(&mut echoed).unwrap();
+    assert!(echoed == message, "the echo differs");
+}
