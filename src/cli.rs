@@ -146,6 +146,18 @@ pub struct Cli {
     #[arg(long, env = "URING_SERVE_SSL_CERT_REQS", default_value = "0", help_heading = "TLS")]
     pub ssl_cert_reqs: ClientCerts,
 
+    /// The cipher suites offered, most preferred first, comma-separated
+    /// (e.g. TLS13_AES_128_GCM_SHA256,TLS13_AES_256_GCM_SHA384); default:
+    /// rustls's (AES-GCM and ChaCha20-Poly1305).
+    #[arg(
+        long,
+        env = "URING_SERVE_SSL_CIPHERS",
+        value_name = "LIST",
+        value_delimiter = ',',
+        help_heading = "TLS"
+    )]
+    pub ssl_ciphers: Vec<String>,
+
     /// The oldest TLS version accepted: 1.2 or 1.3.
     #[arg(long, env = "URING_SERVE_SSL_MIN_VERSION", default_value = "1.2", help_heading = "TLS")]
     pub ssl_min_version: TlsVersion,
@@ -273,6 +285,7 @@ impl Cli {
                 ca_certs: self.ssl_ca_certs.clone(),
                 client_certs: self.ssl_cert_reqs,
                 min_version: self.ssl_min_version,
+                ciphers: self.ssl_ciphers.clone(),
             }),
             (None, None) => None,
             (Some(_), None) => {

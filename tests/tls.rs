@@ -448,3 +448,26 @@ fn a_websocket_over_tls_echoes_messages() {
     tls.read_exact(&mut echoed).unwrap();
     assert!(echoed == message, "the echo differs");
 }
+
+#[test]
+fn the_cipher_suites_named_are_the_ones_negotiated() {
+    let pki = TestPki::new("ciphers");
+    let mut settings = TlsSettings::new(&pki.certfile, &pki.keyfile);
+    settings.ciphers = vec!["TLS_AES_128_GCM_SHA256".into()];
+    let server = start_with(settings).expect("server starts");
+    let tls = connect(server.local_addr(), pki.client_config()).unwrap();
+    let suite = tls.conn.negotiated_cipher_suite().unwrap().suite();
+    assert_eq!(suite, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+}
+
+#[test]
+fn an_unknown_cipher_suite_fails_the_start_listing_the_known_ones() {
+    let pki = TestPki::new("bad-cipher");
+    let mut settings = TlsSettings::new(&pki.certfile, &pki.keyfile);
+    settings.ciphers = vec!["RC4-MD5".into()];
+    let message = start_error(settings).to_string();
+    assert!(
+        message.contains("RC4-MD5") && message.contains("TLS13_AES_128_GCM_SHA256"),
+        "{message}"
+    );
+}

@@ -101,6 +101,10 @@ pub struct TlsSettings {
     pub client_certs: ClientCerts,
     /// `--ssl-min-version`: the oldest protocol version accepted.
     pub min_version: TlsVersion,
+    /// `--ssl-ciphers`: the cipher suites offered, most preferred first, by
+    /// their IANA names (`TLS13_AES_128_GCM_SHA256`, OpenSSL's
+    /// `TLS_AES_128_GCM_SHA256` too); empty: rustls's defaults.
+    pub ciphers: Vec<String>,
 }
 
 impl TlsSettings {
@@ -113,6 +117,7 @@ impl TlsSettings {
             ca_certs: None,
             client_certs: ClientCerts::None,
             min_version: TlsVersion::Tls12,
+            ciphers: Vec::new(),
         }
     }
 }
@@ -160,6 +165,13 @@ pub enum TlsError {
         /// Why.
         why: String,
     },
+    /// A cipher suite named in `--ssl-ciphers` is not one the server has.
+    Cipher {
+        /// The name given.
+        name: String,
+        /// The names the server knows.
+        known: String,
+    },
     /// rustls refused the configuration.
     Config(rustls::Error),
 }
@@ -185,6 +197,9 @@ impl fmt::Display for TlsError {
                 certfile.display()
             ),
             TlsError::ClientCa { why } => write!(f, "--ssl-ca-certs: {why}"),
+            TlsError::Cipher { name, known } => {
+                write!(f, "--ssl-ciphers: {name:?} is not a cipher suite this server has ({known})")
+            }
             TlsError::Config(e) => write!(f, "TLS configuration: {e}"),
         }
     }
@@ -204,7 +219,11 @@ pub struct TlsConfig {
 impl TlsConfig {
     /// Loads the certificate and key and builds the configuration.
     pub fn load(settings: &TlsSettings) -> Result<TlsConfig, TlsError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        if !settings.ciphers.is_empty() {
+            provider.cipher_suites = choose_ciphers(&settings.ciphers)?;
+        }
+        let provider = Arc::new(provider);
         let key = load_identity(settings, &provider)?;
         let certificate = Arc::new(CurrentCertificate(RwLock::new(Arc::new(key))));
         let versions: &[&rustls::SupportedProtocolVersion] = match settings.min_version {
@@ -237,6 +256,8 @@ impl TlsConfig {
             }
         };
         let mut config = builder.with_cert_resolver(certificate.clone());
+        // With --ssl-ciphers the order given is the server's preference.
+        config.ignore_client_order = !settings.ciphers.is_empty();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(TlsError::Config)?;
         config.send_tls13_tickets = 1;
@@ -291,6 +312,28 @@ impl ResolvesServerCert for CurrentCertificate {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())
     }
+}
+
+/// The cipher suites named, in order.
+fn choose_ciphers(names: &[String]) -> Result<Vec<rustls::SupportedCipherSuite>, TlsError> {
+    let all = rustls::crypto::aws_lc_rs::ALL_CIPHER_SUITES;
+    let name_of = |suite: &rustls::SupportedCipherSuite| suite.suite().as_str().unwrap_or("");
+    names
+        .iter()
+        .map(|name| {
+            // OpenSSL names the TLS 1.3 suites without the "13".
+            let iana = match name.strip_prefix("TLS_") {
+                Some(rest) if !rest.contains("_WITH_") => format!("TLS13_{rest}"),
+                _ => name.clone(),
+            };
+            all.iter().find(|suite| name_of(suite) == iana).copied().ok_or_else(|| {
+                TlsError::Cipher {
+                    name: name.clone(),
+                    known: all.iter().map(name_of).collect::<Vec<_>>().join(", "),
+                }
+            })
+        })
+        .collect()
 }
 
 /// The chain and key of `settings`, checked to belong together.
