@@ -121,20 +121,27 @@ impl TlsSocket {
         Step::Receive(self.socket.ring().recv(self.socket.fd(), incoming, filled))
     }
 
-    /// Sends all of `data`.
-    async fn send_all(&self, data: Vec<u8>) -> io::Result<()> {
-        let len = data.len();
+    /// Sends `data[..end]`, all of it; gives `data` back.
+    async fn send_all(&self, data: Vec<u8>, end: usize) -> (io::Result<()>, Vec<u8>) {
         let mut data = OpBuf::Vec(data);
         let mut sent = 0;
-        while sent < len {
-            let (result, back) = self.socket.ring().send(self.socket.fd(), data, sent).await;
-            data = back;
-            match result? {
-                0 => return Err(io::ErrorKind::WriteZero.into()),
-                n => sent += n,
+        let result = loop {
+            if sent >= end {
+                break Ok(());
             }
+            let ring = self.socket.ring();
+            let (result, back) = ring.send_part(self.socket.fd(), data, sent, end).await;
+            data = back;
+            match result {
+                Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => sent += n,
+                Err(e) => break Err(e),
+            }
+        };
+        match data {
+            OpBuf::Vec(data) => (result, data),
+            _ => (result, Vec::new()),
         }
-        Ok(())
     }
 
     /// Takes in what a receive brought: the plaintext lands in `buf` from
@@ -208,6 +215,33 @@ impl TlsSocket {
         state.queued.extend_from_slice(&send);
         Absorbed::Then(then)
     }
+}
+
+/// Spare ciphertext buffers a core keeps, at most.
+const SPARES: usize = 16;
+
+thread_local! {
+    /// The core's spare ciphertext buffers, each at its full length (its
+    /// bytes initialized, so reuse needs no zero-filling).
+    static SPARE_OUT: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A spare ciphertext buffer (a new, empty one when none is spare).
+fn take_spare() -> Vec<u8> {
+    SPARE_OUT.try_with(|s| s.borrow_mut().pop()).ok().flatten().unwrap_or_default()
+}
+
+/// Keeps `out` for the next write on this core, at its length.
+fn give_spare(out: Vec<u8>) {
+    if out.capacity() == 0 || out.capacity() > 2 * WRITE_PLAINTEXT {
+        return;
+    }
+    let _ = SPARE_OUT.try_with(|s| {
+        let mut spares = s.borrow_mut();
+        if spares.len() < SPARES {
+            spares.push(out);
+        }
+    });
 }
 
 /// What a receive's data called for.
@@ -400,22 +434,33 @@ impl Transport for TlsSocket {
     }
 
     /// Encrypts up to [`WRITE_PLAINTEXT`] bytes of `data[at..]` and sends
-    /// the records whole; the count is of plaintext.
+    /// the records whole; the count is of plaintext. The ciphertext goes
+    /// through one of the core's spare buffers, kept at their length, so a
+    /// write allocates and zero-fills nothing once they have grown.
     fn write(&self, data: OpBuf, at: usize) -> Self::Write<'_> {
         Box::pin(async move {
-            let mut send = Vec::new();
-            let take = {
+            let mut out = take_spare();
+            let (take, end) = {
                 let plain = data.as_slice();
                 let plain = &plain[at.min(plain.len())..];
                 let take = plain.len().min(WRITE_PLAINTEXT);
                 let mut state = self.state.borrow_mut();
-                send.append(&mut state.queued);
-                if let Err(e) = state.session.encrypt(&plain[..take], &mut send) {
-                    return (Err(e.into()), data);
+                let queued = std::mem::take(&mut state.queued);
+                if out.len() < queued.len() {
+                    out.resize(queued.len(), 0);
                 }
-                take
+                out[..queued.len()].copy_from_slice(&queued);
+                match state.session.encrypt(&plain[..take], &mut out, queued.len()) {
+                    Ok(end) => (take, end),
+                    Err(e) => {
+                        give_spare(out);
+                        return (Err(e.into()), data);
+                    }
+                }
             };
-            match self.send_all(send).await {
+            let (sent, out) = self.send_all(out, end).await;
+            give_spare(out);
+            match sent {
                 Ok(()) => (Ok(take), data),
                 Err(e) => (Err(e), data),
             }

@@ -154,44 +154,58 @@ impl TlsSession {
         }
     }
 
-    /// Appends `data`, encrypted, to `send`, after any TLS bytes the
-    /// session has queued (a key update, say).
-    pub(crate) fn encrypt(&mut self, data: &[u8], send: &mut Vec<u8>) -> Result<(), SessionError> {
+    /// Writes `data`, encrypted, into `out` from `at`, after any TLS bytes
+    /// the session has queued (a key update, say); returns where the
+    /// records end. `out` grows as needed and is not shortened: what lies
+    /// past the end is left over from before (a buffer reused across
+    /// writes is zero-filled only where it grows).
+    pub(crate) fn encrypt(
+        &mut self,
+        data: &[u8],
+        out: &mut Vec<u8>,
+        at: usize,
+    ) -> Result<usize, SessionError> {
         let room = data.len() + (data.len() / RECORD_PLAINTEXT + 1) * RECORD_OVERHEAD;
-        self.with_write_traffic(send, |traffic, send| {
-            append(send, room, |out| traffic.encrypt(data, out).map_err(encrypt_short))
+        self.with_write_traffic(out, at, |traffic, out, at| {
+            write_at(out, at, room, |out| traffic.encrypt(data, out).map_err(encrypt_short))
         })
     }
 
     /// Appends `close_notify` to `send`: the peer learns the stream ended
     /// here, not cut.
     pub(crate) fn close_notify(&mut self, send: &mut Vec<u8>) -> Result<(), SessionError> {
-        self.with_write_traffic(send, |traffic, send| {
-            append(send, RECORD_OVERHEAD, |out| {
+        let end = self.with_write_traffic(send, send.len(), |traffic, out, at| {
+            write_at(out, at, RECORD_OVERHEAD, |out| {
                 traffic.queue_close_notify(out).map_err(encrypt_short)
             })
-        })
+        })?;
+        send.truncate(end);
+        Ok(())
     }
 
-    /// Runs `write` once the session can send application data, after
-    /// appending to `send` what it has queued.
+    /// Runs `write` at `at` in `out` once the session can send application
+    /// data, after writing there what it has queued; returns the end.
     fn with_write_traffic(
         &mut self,
-        send: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        mut at: usize,
         write: impl FnOnce(
             &mut rustls::unbuffered::WriteTraffic<'_, rustls::server::ServerConnectionData>,
             &mut Vec<u8>,
-        ) -> Result<(), SessionError>,
-    ) -> Result<(), SessionError> {
+            usize,
+        ) -> Result<usize, SessionError>,
+    ) -> Result<usize, SessionError> {
         let mut peer_closed_seen = false;
         loop {
             let status = self.conn.process_tls_records(&mut []);
             match status.state.map_err(SessionError::Protocol)? {
                 ConnectionState::EncodeTlsData(mut data) => {
-                    append(send, RECORD_PLAINTEXT, |out| data.encode(out).map_err(encode_short))?;
+                    at = write_at(out, at, RECORD_PLAINTEXT, |out| {
+                        data.encode(out).map_err(encode_short)
+                    })?;
                 }
                 ConnectionState::TransmitTlsData(data) => data.done(),
-                ConnectionState::WriteTraffic(mut traffic) => return write(&mut traffic, send),
+                ConnectionState::WriteTraffic(mut traffic) => return write(&mut traffic, out, at),
                 // Reported once; writing may go on after it.
                 ConnectionState::PeerClosed if !peer_closed_seen => peer_closed_seen = true,
                 _ => return Err(SessionError::NotWritable),
@@ -240,31 +254,38 @@ fn encrypt_short(e: EncryptError) -> Short {
     }
 }
 
-/// Appends to `out` what `write` puts in a slice of `room` bytes, or of as
-/// many as it says it needs.
-fn append(
+/// Writes into `out` from `at` what `write` puts in a slice of `room`
+/// bytes (or of as many as it says it needs), growing `out` as needed;
+/// returns where it ends.
+fn write_at(
     out: &mut Vec<u8>,
+    at: usize,
     mut room: usize,
     mut write: impl FnMut(&mut [u8]) -> Result<usize, Short>,
-) -> Result<(), SessionError> {
+) -> Result<usize, SessionError> {
     loop {
-        let start = out.len();
-        out.resize(start + room, 0);
-        match write(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return Ok(());
-            }
-            Err(Short::Needs(needed)) if needed > room => {
-                out.truncate(start);
-                room = needed;
-            }
-            Err(_) => {
-                out.truncate(start);
-                return Err(SessionError::Exhausted);
-            }
+        if out.len() < at + room {
+            out.resize(at + room, 0);
+        }
+        match write(&mut out[at..at + room]) {
+            Ok(n) => return Ok(at + n),
+            Err(Short::Needs(needed)) if needed > room => room = needed,
+            Err(_) => return Err(SessionError::Exhausted),
         }
     }
+}
+
+/// Appends to `out` what `write` puts in a slice of `room` bytes (or more,
+/// as [`write_at`]).
+fn append(
+    out: &mut Vec<u8>,
+    room: usize,
+    write: impl FnMut(&mut [u8]) -> Result<usize, Short>,
+) -> Result<(), SessionError> {
+    let start = out.len();
+    let end = write_at(out, start, room, write);
+    out.truncate(*end.as_ref().unwrap_or(&start));
+    end.map(|_| ())
 }
 
 /// Copies `data` into `dst` at `at`, growing `dst` as needed.

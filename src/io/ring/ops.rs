@@ -82,8 +82,15 @@ impl Ring {
 
     /// Sends `buf[at..]` (what the socket takes: the count may be short).
     pub(crate) fn send(&self, fd: RawFd, buf: OpBuf, at: usize) -> Op<'_> {
+        self.send_part(fd, buf, at, usize::MAX)
+    }
+
+    /// Sends `buf[at..end]` (the end capped at the buffer's): for a buffer
+    /// reused at its full length, of which a part is filled.
+    pub(crate) fn send_part(&self, fd: RawFd, buf: OpBuf, at: usize, end: usize) -> Op<'_> {
         self.start(buf, |buf| {
             let data = buf.as_slice();
+            let data = &data[..end.min(data.len())];
             let rest = &data[at.min(data.len())..];
             let len = u32::try_from(rest.len()).unwrap_or(u32::MAX);
             opcode::Send::new(types::Fd(fd), rest.as_ptr(), len).flags(libc::MSG_NOSIGNAL).build()
