@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from smoke import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "uring-serve")
 SERVER_CPU = "0"
@@ -66,12 +68,6 @@ http {{
     }}
 }}
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(port, proc, name):
