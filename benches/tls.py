@@ -16,6 +16,11 @@ For each: the rate, and the server's CPU per request (or per connection)
 from /proc (user + system, nginx's master and worker together).
 
     benches/tls.py [--repeat 4] [--secs 5] [--out DIR] [--scenarios s,a,...]
+                   [--other NAME=BINARY]
+
+With --other, a second uring-serve build runs beside them under NAME (a
+build with another crypto provider, say), and its ratio to the first is
+printed too.
 
 Needs wrk, nginx and openssl (Debian packages).
 """
@@ -99,20 +104,23 @@ def make_files(work):
     return cert, key, www
 
 
-def start_servers(work, cert, key, www):
-    """{name: (process, port, pids to account)}; uring-serve is two
-    processes (the bench app, and --static for files), nginx one."""
+def start_servers(work, cert, key, www, builds):
+    """{name: (process, port)}; each uring-serve build (`builds`: name to
+    binary) is two processes (the bench app, and `NAME-static` with
+    --static for files), nginx one."""
     servers = {}
     tls = ["--ssl-certfile", cert, "--ssl-keyfile", key, "--ssl-min-version", "1.3",
            "--ssl-ciphers", "TLS13_AES_128_GCM_SHA256", "--max-connections", "20000"]
-    for name, extra in (("uring-serve", []), ("uring-serve-static", ["--static", www])):
-        port = free_port()
-        proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, BINARY, "--cores", "1", "--port", str(port), *tls, *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_ready(port, proc, name)
-        servers[name] = (proc, port)
+    for build, binary in builds.items():
+        for name, extra in ((build, []), (f"{build}-static", ["--static", www])):
+            port = free_port()
+            proc = subprocess.Popen(
+                ["taskset", "-c", SERVER_CPU, binary, "--cores", "1", "--port", str(port), *tls,
+                 *extra],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            wait_ready(port, proc, name)
+            servers[name] = (proc, port)
     prefix = f"{work}/nginx"
     os.makedirs(f"{prefix}/tmp")
     port = free_port()
@@ -173,8 +181,7 @@ def run_connect(client, port, secs, resume):
 
 
 def measure(scenario, server, servers, client, secs):
-    name = "uring-serve-static" if server == "uring-serve" and scenario.startswith("static") \
-        else server
+    name = f"{server}-static" if server != "nginx" and scenario.startswith("static") else server
     proc, port = servers[name]
     pids = process_tree(proc.pid)
     base = f"https://127.0.0.1:{port}"
@@ -200,6 +207,7 @@ def main():
     ap.add_argument("--out", help="directory for results.tsv")
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--other", help="NAME=BINARY: another uring-serve build beside them")
     args = ap.parse_args()
     for tool in ("wrk", "nginx", "openssl", "taskset", "pgrep"):
         if shutil.which(tool) is None:
@@ -219,12 +227,17 @@ def main():
     rows = []
     try:
         cert, key, www = make_files(work)
-        servers = start_servers(work, cert, key, www)
-        for name in ("uring-serve", "nginx"):  # warm-up
+        builds = {"uring-serve": BINARY}
+        if args.other:
+            other, binary = args.other.split("=", 1)
+            builds[other] = binary
+        servers = start_servers(work, cert, key, www, builds)
+        names = [*builds, "nginx"]
+        for name in names:  # warm-up
             measure("a", name, servers, client, 1)
         for rep in range(1, args.repeat + 1):
             for scenario in scenarios:
-                for server in ("uring-serve", "nginx"):
+                for server in names:
                     r = measure(scenario, server, servers, client, args.secs)
                     rows.append((scenario, server, rep, r))
                     print(f"{scenario:18} {server:12} rep {rep}: {r['rate']:12.0f}/s "
@@ -235,16 +248,18 @@ def main():
             proc.wait()
         shutil.rmtree(work, ignore_errors=True)
 
-    print("\nscenario            uring-serve/s   nginx/s   ratio (median of per-repeat, range)"
-          "   CPU us each: uring-serve, nginx")
-    for scenario in scenarios:
-        ours = [x for (sc, s, r, x) in rows if sc == scenario and s == "uring-serve"]
-        theirs = [x for (sc, s, r, x) in rows if sc == scenario and s == "nginx"]
-        ratios = [a["rate"] / b["rate"] for a, b in zip(ours, theirs) if b["rate"]]
-        med = lambda xs, k: statistics.median(x[k] for x in xs)
-        print(f"{scenario:18} {med(ours, 'rate'):14.0f} {med(theirs, 'rate'):9.0f}   "
-              f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
-              f"            {med(ours, 'cpu_us'):.2f}, {med(theirs, 'cpu_us'):.2f}")
+    pairs = [("uring-serve", "nginx")] + [(b, "uring-serve") for b in builds if b != "uring-serve"]
+    for ours_name, theirs_name in pairs:
+        print(f"\n{ours_name} against {theirs_name}: rate each, ratio (median of per-repeat, "
+              f"range), CPU us each")
+        for scenario in scenarios:
+            ours = [x for (sc, s, r, x) in rows if sc == scenario and s == ours_name]
+            theirs = [x for (sc, s, r, x) in rows if sc == scenario and s == theirs_name]
+            ratios = [a["rate"] / b["rate"] for a, b in zip(ours, theirs) if b["rate"]]
+            med = lambda xs, k: statistics.median(x[k] for x in xs)
+            print(f"{scenario:18} {med(ours, 'rate'):10.0f} {med(theirs, 'rate'):10.0f}   "
+                  f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})   "
+                  f"{med(ours, 'cpu_us'):.2f}, {med(theirs, 'cpu_us'):.2f}")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "results.tsv"), "w") as f:
