@@ -454,6 +454,7 @@ fn the_cipher_suites_named_are_the_ones_negotiated() {
     let pki = TestPki::new("ciphers");
     let mut settings = TlsSettings::new(&pki.certfile, &pki.keyfile);
     settings.ciphers = vec!["TLS_AES_128_GCM_SHA256".into()];
+    settings.min_version = TlsVersion::Tls13;
     let server = start_with(settings).expect("server starts");
     let tls = connect(server.local_addr(), pki.client_config()).unwrap();
     let suite = tls.conn.negotiated_cipher_suite().unwrap().suite();
@@ -470,4 +471,13 @@ fn an_unknown_cipher_suite_fails_the_start_listing_the_known_ones() {
         message.contains("RC4-MD5") && message.contains("TLS13_AES_128_GCM_SHA256"),
         "{message}"
     );
+}
+
+#[test]
+fn ciphers_that_leave_tls_1_2_without_a_suite_fail_the_start() {
+    let pki = TestPki::new("cipher-version");
+    let mut settings = TlsSettings::new(&pki.certfile, &pki.keyfile);
+    settings.ciphers = vec!["TLS13_AES_128_GCM_SHA256".into()];
+    let message = start_error(settings).to_string();
+    assert!(message.contains("no cipher suite of TLS 1.2"), "{message}");
 }

@@ -20,6 +20,9 @@ use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+
+use glommio::timer::Timer;
 
 use std::sync::Arc;
 
@@ -31,6 +34,7 @@ use super::ring::{Detached, Op, OpBuf};
 use super::socket::{NonBlocking, RingSocket};
 use super::sys;
 use super::transport::{AcceptedTransport, PendingRead, Transport};
+use crate::recycle;
 use crate::tls::counters::{HandshakeFailure, TlsCounters};
 use crate::tls::session::TlsSession;
 use crate::tls::TlsInfo;
@@ -46,7 +50,9 @@ const MAX_INCOMING: usize = 80 << 10;
 
 /// Plaintext encrypted per write: the ciphertext a write holds stays
 /// bounded whatever the response's size.
-pub(crate) const WRITE_PLAINTEXT: usize = 256 << 10;
+/// (The write stall limit applies to each write: at 64 KiB, a client must
+/// read at least 64 KiB per `--timeout-write` to keep up.)
+pub(crate) const WRITE_PLAINTEXT: usize = 64 << 10;
 
 /// A connection's TLS socket.
 pub(crate) struct TlsSocket {
@@ -54,15 +60,28 @@ pub(crate) struct TlsSocket {
     state: RefCell<TlsState>,
     /// The core's TLS counts.
     counters: Arc<TlsCounters>,
+    /// The longest a read waits to send the handshake's answers
+    /// (`--timeout-write`): a peer that stops reading mid-handshake is cut.
+    send_limit: Duration,
+}
+
+/// What a core makes its TLS connections with.
+pub(crate) struct TlsSetup {
+    /// The core's rustls configuration (see `tls::TlsConfig::for_core`).
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) counters: Arc<TlsCounters>,
+    /// `--timeout-write`.
+    pub(crate) send_limit: Duration,
 }
 
 /// What a TLS connection keeps between operations.
 struct TlsState {
+    /// The protocol, with the ciphertext it holds (the start of a record
+    /// not yet whole).
     session: TlsSession,
-    /// Ciphertext received: `incoming[..filled]`, the start of a record
-    /// not yet whole. Let go of while the connection waits with nothing.
-    incoming: Vec<u8>,
-    filled: usize,
+    /// Where a receive into the connection's own memory lands, before the
+    /// session takes it in. Let go of while the connection waits idle.
+    landing: Vec<u8>,
     /// TLS bytes the read side produced after the handshake (an alert, a
     /// key update), sent ahead of the next write's records.
     queued: Vec<u8>,
@@ -78,47 +97,49 @@ impl TlsSocket {
         socket: RingSocket,
         conn: UnbufferedServerConnection,
         counters: Arc<TlsCounters>,
+        send_limit: Duration,
     ) -> TlsSocket {
         let state = TlsState {
             session: TlsSession::new(conn),
-            incoming: Vec::new(),
-            filled: 0,
+            landing: Vec::new(),
             queued: Vec::new(),
             peer_closed: false,
             info: None,
         };
-        TlsSocket { socket, state: RefCell::new(state), counters }
+        TlsSocket { socket, state: RefCell::new(state), counters, send_limit }
     }
 
-    /// Starts the receive a read waits for: of nothing (the end is known),
-    /// into one of the ring's buffers (nothing partial held, `fresh`), or
-    /// after the partial record.
+    /// Starts the receive a read waits for: of nothing (the end is known);
+    /// for a `fresh` read (the connection waits for its next request), into
+    /// one of the ring's buffers when the kernel picks them, so that an
+    /// idle connection holds none; else into the connection's own landing
+    /// buffer, a record's worth at a time. `later`: see
+    /// [`Transport::read_fresh`].
     fn receive(&self, fresh: bool, later: bool) -> Step<'_> {
         let ring = self.socket.ring();
         let mut state = self.state.borrow_mut();
         if state.peer_closed {
             return Step::Receive(ring.nop());
         }
-        if fresh && state.filled == 0 && ring.picks_buffers() {
-            state.incoming = Vec::new();
+        if fresh && ring.picks_buffers() {
+            recycle::give(&recycle::READ_BUFS, std::mem::take(&mut state.landing));
+            state.session.release_input();
             return Step::Receive(ring.recv_picked(self.socket.fd(), later));
         }
         self.receive_own(&mut state)
     }
 
-    /// Starts a receive into the connection's own buffer, after what it
-    /// holds.
+    /// Starts a receive into the connection's landing buffer.
     fn receive_own(&self, state: &mut TlsState) -> Step<'_> {
-        let filled = state.filled;
-        if state.incoming.len() < filled + RECEIVE_BYTES {
-            if filled >= MAX_INCOMING {
-                let why = "TLS: a handshake message larger than the server accepts";
-                return Step::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
-            }
-            state.incoming.resize(filled + RECEIVE_BYTES, 0);
+        if state.session.held() >= MAX_INCOMING {
+            let why = "TLS: a handshake message larger than the server accepts";
+            return Step::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, why)));
         }
-        let incoming = std::mem::take(&mut state.incoming);
-        Step::Receive(self.socket.ring().recv(self.socket.fd(), incoming, filled))
+        let mut landing = std::mem::take(&mut state.landing);
+        if landing.len() < RECEIVE_BYTES {
+            landing.resize(RECEIVE_BYTES, 0);
+        }
+        Step::Receive(self.socket.ring().recv(self.socket.fd(), landing, 0))
     }
 
     /// Sends `data[..end]`, all of it; gives `data` back.
@@ -146,7 +167,9 @@ impl TlsSocket {
 
     /// Takes in what a receive brought: the plaintext lands in `buf` from
     /// `at`, and the TLS bytes to answer with are returned to send (during
-    /// the handshake) or queued for the next write (after it).
+    /// the handshake) or queued for the next write (after it). A fatal
+    /// alert goes out at once, if the socket takes it: a read never waits
+    /// to send one.
     fn absorb(
         &self,
         result: io::Result<usize>,
@@ -156,41 +179,57 @@ impl TlsSocket {
     ) -> Absorbed {
         let mut state = self.state.borrow_mut();
         let state = &mut *state;
+        let handshaking = state.session.is_handshaking();
         let n = match (result, back) {
-            (result, OpBuf::Vec(incoming)) => {
-                state.incoming = incoming;
-                result
+            (Ok(n), OpBuf::Vec(mut landing)) => {
+                state.session.take_in_buffer(&mut landing, n);
+                state.landing = landing;
+                n
             }
             (Ok(n), OpBuf::Picked(id)) => {
-                self.socket.ring().take_received(id, n, &mut state.incoming, state.filled);
-                Ok(n)
+                let mut data = std::mem::take(&mut state.landing);
+                if data.capacity() == 0 {
+                    data = recycle::take(&recycle::READ_BUFS);
+                }
+                self.socket.ring().take_received(id, n, &mut data, 0);
+                state.session.take_in_buffer(&mut data, n);
+                state.landing = data;
+                n
             }
-            (result, _) => result,
+            (Ok(n), _) => n,
+            (Err(e), back) => {
+                if let OpBuf::Vec(landing) = back {
+                    state.landing = landing;
+                }
+                if e.raw_os_error() == Some(libc::ENOBUFS) {
+                    return Absorbed::NoBuffer;
+                }
+                return Absorbed::Return(Err(e));
+            }
         };
-        let handshaking = state.session.is_handshaking();
-        match n {
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Absorbed::NoBuffer,
-            Err(e) => return Absorbed::Return(Err(e)),
+        if n == 0 {
             // The end of the stream without `close_notify`: for HTTP/1.1,
             // whose messages say where they end, a close like any other.
-            Ok(0) => {
-                if handshaking && !state.peer_closed {
-                    self.counters.failure(HandshakeFailure::Closed);
-                }
-                return Absorbed::Return(Ok(0));
+            if handshaking && !state.peer_closed {
+                self.counters.failure(HandshakeFailure::Closed);
             }
-            Ok(n) => state.filled += n,
+            return Absorbed::Return(Ok(0));
         }
         let mut send = Vec::new();
-        let filled = state.filled;
-        let received = state.session.receive(&mut state.incoming[..filled], buf, at, &mut send);
-        let received = match received {
+        let received = match state.session.receive(buf, at, &mut send) {
             Ok(received) => received,
             Err(e) => {
                 if handshaking {
                     self.counters.failure(e.handshake_failure());
                 }
-                return Absorbed::Send(send, Then::Return(Err(e.into())));
+                // Best effort, ahead of nothing else: after the handshake,
+                // what the session queued goes first.
+                let mut alert = std::mem::take(&mut state.queued);
+                alert.extend_from_slice(&send);
+                if !alert.is_empty() {
+                    let _ = sys::send_now(self.socket.fd(), &alert);
+                }
+                return Absorbed::Return(Err(e.into()));
             }
         };
         if handshaking && !state.session.is_handshaking() {
@@ -198,8 +237,6 @@ impl TlsSocket {
             self.counters.handshake(info.resumed);
             state.info = Some(Rc::new(info));
         }
-        state.incoming.copy_within(received.consumed..filled, 0);
-        state.filled -= received.consumed;
         state.peer_closed |= received.peer_closed;
         let then = if received.plaintext > 0 || received.peer_closed {
             Then::Return(Ok(received.plaintext))
@@ -265,11 +302,12 @@ enum Then {
 enum Step<'a> {
     /// Ciphertext being received.
     Receive(Op<'a>),
-    /// TLS bytes (the handshake's) being sent.
+    /// TLS bytes (the handshake's) being sent, within `limit`.
     Send {
         op: Op<'a>,
         sent: usize,
         then: Then,
+        limit: Timer,
     },
     Ready(io::Result<usize>),
     Done,
@@ -297,7 +335,7 @@ impl<'a> TlsRead<'a> {
     fn follow(&self, then: Then) -> Step<'a> {
         match then {
             Then::Return(result) => Step::Ready(result.map(|_| self.got)),
-            Then::Receive => self.tls.receive(true, false),
+            Then::Receive => self.tls.receive(false, false),
         }
     }
 }
@@ -333,7 +371,7 @@ impl PendingRead for TlsRead<'_> {
                 }
             }
             Step::Send { op, then, .. } => {
-                let (result, _) = op.await;
+                let (result, _) = op.cancel().await;
                 result?;
                 match then {
                     Then::Return(result) => result,
@@ -365,7 +403,8 @@ impl Future for TlsRead<'_> {
                                 OpBuf::Vec(send),
                                 0,
                             );
-                            Step::Send { op, sent: 0, then }
+                            let limit = Timer::new(this.tls.send_limit);
+                            Step::Send { op, sent: 0, then, limit }
                         }
                         Absorbed::Then(Then::Return(Ok(n))) => {
                             this.got += n;
@@ -382,9 +421,14 @@ impl Future for TlsRead<'_> {
                         Absorbed::Return(result) => Step::Ready(result),
                     };
                 }
-                Step::Send { mut op, sent, then } => {
+                Step::Send { mut op, sent, then, mut limit } => {
                     let Poll::Ready((result, back)) = Pin::new(&mut op).poll(cx) else {
-                        this.step = Step::Send { op, sent, then };
+                        if Pin::new(&mut limit).poll(cx).is_ready() {
+                            // Dropping the send cancels it.
+                            let why = "TLS: the peer does not read the handshake";
+                            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)));
+                        }
+                        this.step = Step::Send { op, sent, then, limit };
                         return Poll::Pending;
                     };
                     let len = back.as_slice().len();
@@ -393,7 +437,7 @@ impl Future for TlsRead<'_> {
                         Ok(n) if sent + n < len => {
                             let op =
                                 this.tls.socket.ring().send(this.tls.socket.fd(), back, sent + n);
-                            Step::Send { op, sent: sent + n, then }
+                            Step::Send { op, sent: sent + n, then, limit }
                         }
                         Ok(_) => match then {
                             Then::Return(Ok(n)) => {
@@ -518,18 +562,13 @@ impl Transport for TlsSocket {
 }
 
 impl AcceptedTransport for TlsSocket {
-    /// The core's rustls configuration (see `tls::TlsConfig::for_core`)
-    /// and TLS counts.
-    type Setup = (Arc<ServerConfig>, Arc<TlsCounters>);
+    type Setup = TlsSetup;
     const PLAIN: bool = false;
 
-    fn accepted(
-        socket: RingSocket,
-        (config, counters): &(Arc<ServerConfig>, Arc<TlsCounters>),
-    ) -> io::Result<TlsSocket> {
-        let conn = UnbufferedServerConnection::new(config.clone())
+    fn accepted(socket: RingSocket, setup: &TlsSetup) -> io::Result<TlsSocket> {
+        let conn = UnbufferedServerConnection::new(setup.config.clone())
             .map_err(|e| io::Error::other(format!("TLS: {e}")))?;
-        Ok(TlsSocket::new(socket, conn, counters.clone()))
+        Ok(TlsSocket::new(socket, conn, setup.counters.clone(), setup.send_limit))
     }
 
     fn socket(&self) -> &RingSocket {

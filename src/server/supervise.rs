@@ -22,7 +22,7 @@ use crate::core::{self, CoreState};
 use crate::cores::CoreId;
 use crate::http::HttpDate;
 use crate::io::socket::RingSocket;
-use crate::io::tls::TlsSocket;
+use crate::io::tls::{TlsSetup, TlsSocket};
 use crate::io::transport::AcceptedTransport;
 use crate::io::{listener, ring};
 use crate::metrics::CoreMetrics;
@@ -210,7 +210,11 @@ where
         match &start.tls {
             None => serve_core::<A, RingSocket>(shared, ring, listener, (), run).await,
             Some(tls) => {
-                let setup = (tls.for_core(), start.metrics.tls.clone());
+                let setup = TlsSetup {
+                    config: tls.for_core(),
+                    counters: start.metrics.tls.clone(),
+                    send_limit: config.timeout_write,
+                };
                 serve_core::<A, TlsSocket>(shared, ring, listener, setup, run).await
             }
         }

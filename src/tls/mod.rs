@@ -172,6 +172,12 @@ pub enum TlsError {
         /// The names the server knows.
         known: String,
     },
+    /// `--ssl-ciphers` leaves a protocol version the server offers
+    /// without a cipher suite.
+    NoCipherFor {
+        /// The version, and why it is offered.
+        version: &'static str,
+    },
     /// rustls refused the configuration.
     Config(rustls::Error),
 }
@@ -197,6 +203,9 @@ impl fmt::Display for TlsError {
                 certfile.display()
             ),
             TlsError::ClientCa { why } => write!(f, "--ssl-ca-certs: {why}"),
+            TlsError::NoCipherFor { version } => {
+                write!(f, "--ssl-ciphers names no cipher suite of {version}")
+            }
             TlsError::Cipher { name, known } => {
                 write!(f, "--ssl-ciphers: {name:?} is not a cipher suite this server has ({known})")
             }
@@ -222,6 +231,22 @@ impl TlsConfig {
         let mut provider = rustls::crypto::aws_lc_rs::default_provider();
         if !settings.ciphers.is_empty() {
             provider.cipher_suites = choose_ciphers(&settings.ciphers)?;
+            let has = |tls13: bool| {
+                provider
+                    .cipher_suites
+                    .iter()
+                    .any(|suite| matches!(suite, rustls::SupportedCipherSuite::Tls13(_)) == tls13)
+            };
+            let missing = if !has(true) {
+                Some("TLS 1.3 (always offered)")
+            } else if settings.min_version == TlsVersion::Tls12 && !has(false) {
+                Some("TLS 1.2 (offered while --ssl-min-version is 1.2)")
+            } else {
+                None
+            };
+            if let Some(version) = missing {
+                return Err(TlsError::NoCipherFor { version });
+            }
         }
         let provider = Arc::new(provider);
         let key = load_identity(settings, &provider)?;

@@ -64,23 +64,67 @@ impl From<SessionError> for std::io::Error {
 /// What [`TlsSession::receive`] made of the bytes.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Received {
-    /// Bytes consumed from the front of the input (whole records; a
-    /// partial record stays for the next call).
-    pub(crate) consumed: usize,
     /// Plaintext bytes appended to the output.
     pub(crate) plaintext: usize,
     /// The peer sent `close_notify`: nothing more will arrive.
     pub(crate) peer_closed: bool,
 }
 
-/// A server-side TLS connection, before and after its handshake.
+/// A server-side TLS connection, before and after its handshake, with the
+/// ciphertext it holds.
+///
+/// rustls may keep the first records of a handshake message in the input
+/// until the message is whole, and expects every later call to see them
+/// again: so the session owns that input (`incoming[..filled]`), and every
+/// call to rustls, for reading or for writing, is given it.
 pub(crate) struct TlsSession {
     conn: UnbufferedServerConnection,
+    incoming: Vec<u8>,
+    filled: usize,
 }
 
 impl TlsSession {
     pub(crate) fn new(conn: UnbufferedServerConnection) -> TlsSession {
-        TlsSession { conn }
+        TlsSession { conn, incoming: Vec::new(), filled: 0 }
+    }
+
+    /// How many bytes of ciphertext the session holds (the start of a
+    /// record or of a handshake message not yet whole).
+    pub(crate) fn held(&self) -> usize {
+        self.filled
+    }
+
+    /// Takes in `data`, received after what the session holds.
+    pub(crate) fn take_in(&mut self, data: &[u8]) {
+        put_at(&mut self.incoming, self.filled, data);
+        self.filled += data.len();
+    }
+
+    /// Takes in the first `len` bytes of `landing`, received after what the
+    /// session holds: when it holds nothing, `landing` becomes its input
+    /// (no copy) and `landing` gets the old input's memory back.
+    pub(crate) fn take_in_buffer(&mut self, landing: &mut Vec<u8>, len: usize) {
+        if self.filled == 0 {
+            std::mem::swap(&mut self.incoming, landing);
+            self.filled = len;
+        } else {
+            self.take_in(&landing[..len]);
+        }
+    }
+
+    /// Lets go of the input's memory when it holds nothing.
+    pub(crate) fn release_input(&mut self) {
+        if self.filled == 0 {
+            self.incoming = Vec::new();
+        }
+    }
+
+    /// Removes `n` consumed bytes from the front of the input.
+    fn discard(&mut self, n: usize) {
+        if n > 0 {
+            self.incoming.copy_within(n..self.filled, 0);
+            self.filled -= n;
+        }
     }
 
     /// What the connection negotiated (once its handshake is over).
@@ -93,43 +137,57 @@ impl TlsSession {
         self.conn.is_handshaking()
     }
 
-    /// Processes the whole records at the front of `incoming`: their
-    /// plaintext is appended to `plaintext` from `at` (growing it as
-    /// needed), and the TLS bytes to send in answer to `send`. On an error
-    /// `send` holds the alert that tells the peer why, to send before the
-    /// connection closes.
+    /// Processes the whole records the session holds: their plaintext is
+    /// appended to `plaintext` from `at` (growing it as needed), and the
+    /// TLS bytes to send in answer to `send`. On an error `send` holds the
+    /// alert that tells the peer why, to send before the connection closes.
     pub(crate) fn receive(
         &mut self,
-        incoming: &mut [u8],
         plaintext: &mut Vec<u8>,
         at: usize,
         send: &mut Vec<u8>,
     ) -> Result<Received, SessionError> {
         let mut got = Received::default();
-        loop {
-            let status = self.conn.process_tls_records(&mut incoming[got.consumed..]);
+        let mut consumed = 0;
+        let result = loop {
+            let filled = self.filled;
+            let status = self.conn.process_tls_records(&mut self.incoming[consumed..filled]);
             let discard = status.discard;
             let state = match status.state {
                 Ok(state) => state,
                 Err(e) => {
-                    self.take_alert(send);
-                    return Err(SessionError::Protocol(e));
+                    consumed += discard;
+                    break Err(SessionError::Protocol(e));
                 }
             };
             let more = match state {
                 ConnectionState::ReadTraffic(mut records) => {
+                    let mut failed = None;
                     while let Some(record) = records.next_record() {
-                        let payload = match record {
-                            Ok(record) => record.payload,
-                            Err(e) => return Err(SessionError::Protocol(e)),
-                        };
-                        put_at(plaintext, at + got.plaintext, payload);
-                        got.plaintext += payload.len();
+                        match record {
+                            Ok(record) => {
+                                put_at(plaintext, at + got.plaintext, record.payload);
+                                got.plaintext += record.payload.len();
+                            }
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(e) = failed {
+                        consumed += discard;
+                        break Err(SessionError::Protocol(e));
                     }
                     true
                 }
                 ConnectionState::EncodeTlsData(mut data) => {
-                    append(send, RECORD_PLAINTEXT, |out| data.encode(out).map_err(encode_short))?;
+                    if let Err(e) =
+                        append(send, RECORD_PLAINTEXT, |out| data.encode(out).map_err(encode_short))
+                    {
+                        consumed += discard;
+                        break Err(e);
+                    }
                     true
                 }
                 ConnectionState::TransmitTlsData(data) => {
@@ -147,11 +205,16 @@ impl TlsSession {
                 ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_) => false,
                 _ => false,
             };
-            got.consumed += discard;
+            consumed += discard;
             if !more {
-                return Ok(got);
+                break Ok(got);
             }
+        };
+        self.discard(consumed);
+        if result.is_err() {
+            self.take_alert(send);
         }
+        result
     }
 
     /// Writes `data`, encrypted, into `out` from `at`, after any TLS bytes
@@ -195,40 +258,59 @@ impl TlsSession {
             usize,
         ) -> Result<usize, SessionError>,
     ) -> Result<usize, SessionError> {
+        let mut write = Some(write);
         let mut peer_closed_seen = false;
         loop {
-            let status = self.conn.process_tls_records(&mut []);
-            match status.state.map_err(SessionError::Protocol)? {
+            // The held input, which rustls must see again (it holds no
+            // whole record: `receive` took those).
+            let filled = self.filled;
+            let status = self.conn.process_tls_records(&mut self.incoming[..filled]);
+            let discard = status.discard;
+            let step = match status.state.map_err(SessionError::Protocol)? {
                 ConnectionState::EncodeTlsData(mut data) => {
-                    at = write_at(out, at, RECORD_PLAINTEXT, |out| {
+                    write_at(out, at, RECORD_PLAINTEXT, |out| {
                         data.encode(out).map_err(encode_short)
-                    })?;
+                    })
+                    .map(Some)
                 }
-                ConnectionState::TransmitTlsData(data) => data.done(),
-                ConnectionState::WriteTraffic(mut traffic) => return write(&mut traffic, out, at),
+                ConnectionState::TransmitTlsData(data) => {
+                    data.done();
+                    Ok(Some(at))
+                }
+                ConnectionState::WriteTraffic(mut traffic) => match write.take() {
+                    Some(write) => write(&mut traffic, out, at).map(|end| {
+                        at = end;
+                        None
+                    }),
+                    None => Ok(None),
+                },
                 // Reported once; writing may go on after it.
-                ConnectionState::PeerClosed if !peer_closed_seen => peer_closed_seen = true,
-                _ => return Err(SessionError::NotWritable),
+                ConnectionState::PeerClosed if !peer_closed_seen => {
+                    peer_closed_seen = true;
+                    Ok(Some(at))
+                }
+                _ => Err(SessionError::NotWritable),
+            };
+            self.discard(discard);
+            match step? {
+                Some(next) => at = next,
+                None => return Ok(at),
             }
         }
     }
 
-    /// Appends the alert rustls queued with an error to `send`.
+    /// Appends the alert rustls queued with an error to `send`. rustls
+    /// queues it as one chunk, which the next call hands out before it
+    /// looks at the input; a further call would read the input again and
+    /// fail a second time, so there is none.
     fn take_alert(&mut self, send: &mut Vec<u8>) {
-        for _ in 0..4 {
-            let status = self.conn.process_tls_records(&mut []);
-            match status.state {
-                Ok(ConnectionState::EncodeTlsData(mut data)) => {
-                    if append(send, RECORD_OVERHEAD, |out| data.encode(out).map_err(encode_short))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Ok(ConnectionState::TransmitTlsData(data)) => data.done(),
-                _ => return,
-            }
+        let filled = self.filled;
+        let status = self.conn.process_tls_records(&mut self.incoming[..filled]);
+        let discard = status.discard;
+        if let Ok(ConnectionState::EncodeTlsData(mut data)) = status.state {
+            let _ = append(send, RECORD_OVERHEAD, |out| data.encode(out).map_err(encode_short));
         }
+        self.discard(discard);
     }
 }
 
@@ -297,5 +379,65 @@ fn put_at(dst: &mut Vec<u8>, at: usize, data: &[u8]) {
         dst.extend_from_slice(data);
     } else {
         dst[at..end].copy_from_slice(data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::pki_types::PrivateKeyDer;
+    use rustls::ServerConfig;
+
+    use super::*;
+
+    fn session() -> TlsSession {
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let der = PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![key.cert.der().clone()], der)
+            .unwrap();
+        TlsSession::new(UnbufferedServerConnection::new(Arc::new(config)).unwrap())
+    }
+
+    /// A whole record holding the first bytes of a 256-byte ClientHello.
+    const CLIENT_HELLO_START: [u8; 15] =
+        [0x16, 0x03, 0x01, 0x00, 0x0a, 0x01, 0x00, 0x01, 0x00, 0x03, 0x03, 1, 2, 3, 4];
+
+    #[test]
+    fn a_handshake_message_split_across_records_waits_for_the_rest() {
+        let mut session = session();
+        session.take_in(&CLIENT_HELLO_START);
+        let (mut plain, mut send) = (Vec::new(), Vec::new());
+        let got = session.receive(&mut plain, 0, &mut send).unwrap();
+        assert_eq!((got, plain.len(), send.len()), (Received::default(), 0, 0));
+        assert!(session.is_handshaking());
+    }
+
+    #[test]
+    fn closing_mid_handshake_with_part_of_a_message_held_fails_without_panicking() {
+        let mut session = session();
+        session.take_in(&CLIENT_HELLO_START);
+        let (mut plain, mut send) = (Vec::new(), Vec::new());
+        session.receive(&mut plain, 0, &mut send).unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(session.close_notify(&mut out), Err(SessionError::NotWritable)));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn garbage_fails_with_one_alert_to_send() {
+        let mut session = session();
+        session.take_in(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (mut plain, mut send) = (Vec::new(), Vec::new());
+        let failed = session.receive(&mut plain, 0, &mut send);
+        assert!(matches!(failed, Err(SessionError::Protocol(_))));
+        // One alert record: type 21, then the version, a length of 2.
+        assert_eq!(&send[..1], &[0x15]);
+        assert_eq!(send.len(), 7);
     }
 }
