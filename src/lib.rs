@@ -37,7 +37,10 @@
 //! workers, deadline sweeper, drain) → `conn` (one busy connection) →
 //! [`http`] (pure parsing and serialisation) and [`app`] (the
 //! application). Beneath them `io` (system calls, the socket ring, a
-//! connection's socket, listeners). Beside the request path: `metrics`
+//! connection's socket, TLS over it, listeners) and [`tls`] (TLS without
+//! I/O: settings, certificates, rustls's protocol over bytes). Beside the
+//! request path: [`ws`] (WebSocket on upgraded connections), `tower` (the
+//! `tower` feature: a tower service as an application), `metrics`
 //! (per-core counters, their Prometheus listener), `access_log` (per-core
 //! line buffers, one writer thread), `admission` (`--limit-concurrency`),
 //! `blocking` (the per-core blocking pool), `proxy` (who the client is
