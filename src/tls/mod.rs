@@ -6,7 +6,7 @@
 //! certificate can be swapped while the server runs
 //! ([`TlsConfig::reload`]); handshakes that already began keep the old one.
 //!
-//! One connection's protocol is [`session`]; its I/O is `io::tls`.
+//! One connection's protocol is `session`; its I/O is `io::tls`.
 
 use std::fmt;
 use std::io;
