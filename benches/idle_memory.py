@@ -68,27 +68,34 @@ def start(kind, port):
     return p
 
 
+def hold_idle(server, port, connect=socket.create_connection):
+    """RSS of `server`'s process group (KiB) before, and after CONNECTIONS
+    connections made with `connect` have each been answered one request
+    and stay open."""
+    before = group_rss_kib(server.pid)
+    conns = []
+    for _ in range(CONNECTIONS):
+        s = connect(("127.0.0.1", port))
+        s.sendall(REQUEST)
+        conns.append(s)
+    for s in conns:
+        data = b""
+        while not data.endswith(b"Hello, World!"):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise RuntimeError("connection closed")
+            data += chunk
+    time.sleep(1)
+    after = group_rss_kib(server.pid)
+    for s in conns:
+        s.close()
+    return before, after
+
+
 def measure(kind, port):
     server = start(kind, port)
     try:
-        before = group_rss_kib(server.pid)
-        conns = []
-        for _ in range(CONNECTIONS):
-            s = socket.create_connection(("127.0.0.1", port))
-            s.sendall(REQUEST)
-            conns.append(s)
-        for s in conns:
-            data = b""
-            while not data.endswith(b"Hello, World!"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise RuntimeError("connection closed")
-                data += chunk
-        time.sleep(1)
-        after = group_rss_kib(server.pid)
-        for s in conns:
-            s.close()
-        return before, after
+        return hold_idle(server, port)
     finally:
         os.killpg(server.pid, 15)
         server.wait()

@@ -45,22 +45,30 @@ master_process on;
 worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log stderr warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
     keepalive_requests 100000000;
-    keepalive_timeout 300s;
+    keepalive_timeout 300s;{http}
     client_body_temp_path {prefix}/tmp;
     proxy_temp_path {prefix}/tmp;
     fastcgi_temp_path {prefix}/tmp;
     uwsgi_temp_path {prefix}/tmp;
     scgi_temp_path {prefix}/tmp;
     server {{
-        listen 127.0.0.1:{port} backlog=4096;
+        listen 127.0.0.1:{port}{listen} backlog=4096;{server}
         location = /plaintext {{ default_type text/plain; return 200 "Hello, World!"; }}
     }}
 }}
 """
+
+
+def nginx_conf(prefix, port, connections=4096, http="", listen="", server=""):
+    """One worker answering /plaintext on `port`; `http` and `server` are
+    lines added to those blocks, `listen` to the listen directive."""
+    indent = lambda lines, depth: "".join(f"\n{' ' * depth}{line}" for line in lines.splitlines())
+    return NGINX_CONF.format(prefix=prefix, port=port, connections=connections,
+                             http=indent(http, 4), listen=listen, server=indent(server, 8))
 
 PIPELINE_LUA = """
 init = function(args)
@@ -105,7 +113,7 @@ def start_nginx(port, prefix):
     os.makedirs(f"{prefix}/tmp", exist_ok=True)
     conf = f"{prefix}/nginx.conf"
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(prefix=prefix, port=port))
+        f.write(nginx_conf(prefix, port))
     cmd = ["taskset", "-c", SERVER_CPU, "nginx", "-p", prefix, "-c", conf]
     if os.geteuid() == 0:
         cmd += ["-g", "user root;"]

@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 
-from smoke import free_port
+from smoke import free_port, nginx_conf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.path.join(ROOT, "target", "release", "uring-serve")
@@ -45,34 +45,16 @@ LOAD_CPU = "1"
 TICK = os.sysconf("SC_CLK_TCK")
 SCENARIOS = ["s", "a", "static-64k", "static-10m", "handshake-full", "handshake-resumed"]
 
-NGINX_CONF = """daemon off;
-master_process on;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 20000; }}
-http {{
-    access_log off;
-    keepalive_requests 100000000;
-    keepalive_timeout 300s;
-    sendfile on;
-    client_body_temp_path {prefix}/tmp;
-    proxy_temp_path {prefix}/tmp;
-    fastcgi_temp_path {prefix}/tmp;
-    uwsgi_temp_path {prefix}/tmp;
-    scgi_temp_path {prefix}/tmp;
-    server {{
-        listen 127.0.0.1:{port} ssl backlog=4096;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.3;
-        ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
-        ssl_session_tickets on;
-        root {www};
-        location = /plaintext {{ default_type text/plain; return 200 "Hello, World!"; }}
-    }}
-}}
-"""
+def nginx_conf_tls(prefix, port, cert, key, www):
+    """smoke.py's nginx, over TLS 1.3 with AES-128-GCM, serving `www` too."""
+    server = f"""ssl_certificate {cert};
+ssl_certificate_key {key};
+ssl_protocols TLSv1.3;
+ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+ssl_session_tickets on;
+root {www};"""
+    return nginx_conf(prefix, port, connections=20000, http="sendfile on;", listen=" ssl",
+                      server=server)
 
 
 def wait_ready(port, proc, name):
@@ -125,7 +107,7 @@ def start_servers(work, cert, key, www, builds):
     os.makedirs(f"{prefix}/tmp")
     port = free_port()
     with open(f"{prefix}/nginx.conf", "w") as f:
-        f.write(NGINX_CONF.format(prefix=prefix, port=port, cert=cert, key=key, www=www))
+        f.write(nginx_conf_tls(prefix, port, cert, key, www))
     proc = subprocess.Popen(
         ["taskset", "-c", SERVER_CPU, "nginx", "-p", prefix, "-c", f"{prefix}/nginx.conf"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

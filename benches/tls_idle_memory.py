@@ -15,11 +15,8 @@ import sys
 import tempfile
 import time
 
-from idle_memory import CONNECTIONS, ROOT, group_rss_kib, raise_nofile, wait_port
-from tls import NGINX_CONF, make_files
-
-REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: bench\r\n\r\n"
-
+from idle_memory import CONNECTIONS, ROOT, hold_idle, raise_nofile, wait_port
+from tls import make_files, nginx_conf_tls
 
 def start(kind, port, work, cert, key, www):
     if kind == "uring-serve":
@@ -31,7 +28,7 @@ def start(kind, port, work, cert, key, www):
         prefix = f"{work}/nginx-{port}"
         os.makedirs(f"{prefix}/tmp")
         with open(f"{prefix}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(prefix=prefix, port=port, cert=cert, key=key, www=www))
+            f.write(nginx_conf_tls(prefix, port, cert, key, www))
         cmd = ["nginx", "-p", prefix, "-c", f"{prefix}/nginx.conf"]
     p = subprocess.Popen(["taskset", "-c", "0"] + cmd, start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -46,26 +43,12 @@ def measure(kind, port, files):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+
+    def connect(address):
+        return context.wrap_socket(socket.create_connection(address), server_hostname="localhost")
+
     try:
-        before = group_rss_kib(server.pid)
-        conns = []
-        for _ in range(CONNECTIONS):
-            tcp = socket.create_connection(("127.0.0.1", port))
-            s = context.wrap_socket(tcp, server_hostname="localhost")
-            s.sendall(REQUEST)
-            conns.append(s)
-        for s in conns:
-            data = b""
-            while not data.endswith(b"Hello, World!"):
-                chunk = s.recv(4096)
-                if not chunk:
-                    raise RuntimeError("connection closed")
-                data += chunk
-        time.sleep(1)
-        after = group_rss_kib(server.pid)
-        for s in conns:
-            s.close()
-        return before, after
+        return hold_idle(server, port, connect)
     finally:
         os.killpg(server.pid, 15)
         server.wait()

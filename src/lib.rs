@@ -60,6 +60,7 @@ pub mod config;
 mod conn;
 mod core;
 pub mod cores;
+mod counter;
 pub mod http;
 mod io;
 #[cfg(test)]

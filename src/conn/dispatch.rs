@@ -28,7 +28,8 @@ impl<A: App, T: Transport> Conn<A, T> {
     pub(super) async fn handle(&mut self, head: RequestHead) -> Result<Next, ConnError> {
         let is_head = head.method() == Method::Head;
         let http10 = head.version() == Version::Http10;
-        let origin = self.origin(&head);
+        let tls = self.io.tls();
+        let origin = self.origin(&head, tls.is_some());
         self.status = None;
         if let Some(log) = &self.shared.access_log {
             log.start(&mut self.log_line, origin.client, origin.scheme, &head);
@@ -80,7 +81,7 @@ impl<A: App, T: Transport> Conn<A, T> {
         };
         self.shared.metrics.requests.inc();
         let keep_alive = head.keep_alive();
-        let request = Request::new(head, body, self.peer.0, origin, self.io.tls());
+        let request = Request::new(head, body, self.peer.0, origin, tls);
         let (mut response, keep_alive) = match call_app(&self.shared, request).await {
             Ok(response) => (response, keep_alive),
             Err(why) => {
@@ -187,9 +188,10 @@ impl<A: App, T: Transport> Conn<A, T> {
     }
 
     /// Who sent the request, as far as the server believes proxies.
-    pub(super) fn origin(&self, head: &RequestHead) -> Origin {
+    /// Over TLS (`tls`) the scheme is `https` whatever a proxy says.
+    pub(super) fn origin(&self, head: &RequestHead, tls: bool) -> Origin {
         let mut origin = self.proxied_origin(head);
-        if self.io.tls().is_some() {
+        if tls {
             origin.scheme = "https";
         }
         origin

@@ -204,7 +204,7 @@ impl TlsSocket {
                 if e.raw_os_error() == Some(libc::ENOBUFS) {
                     return Absorbed::NoBuffer;
                 }
-                return Absorbed::Return(Err(e));
+                return Absorbed::Then(Then::Return(Err(e)));
             }
         };
         if n == 0 {
@@ -213,7 +213,7 @@ impl TlsSocket {
             if handshaking && !state.peer_closed {
                 self.counters.failure(HandshakeFailure::Closed);
             }
-            return Absorbed::Return(Ok(0));
+            return Absorbed::Then(Then::Return(Ok(0)));
         }
         let mut send = Vec::new();
         let received = match state.session.receive(buf, at, &mut send) {
@@ -229,7 +229,7 @@ impl TlsSocket {
                 if !alert.is_empty() {
                     let _ = sys::send_now(self.socket.fd(), &alert);
                 }
-                return Absorbed::Return(Err(e.into()));
+                return Absorbed::Then(Then::Return(Err(e.into())));
             }
         };
         if handshaking && !state.session.is_handshaking() {
@@ -288,7 +288,6 @@ enum Absorbed {
     Then(Then),
     /// The ring had no buffer to pick.
     NoBuffer,
-    Return(io::Result<usize>),
 }
 
 /// What a read does after a step.
@@ -331,10 +330,14 @@ impl<'a> TlsRead<'a> {
         TlsRead { tls, buf, at, got: 0, step, own_buffer_if_none: true }
     }
 
-    /// The step after `then`.
-    fn follow(&self, then: Then) -> Step<'a> {
+    /// The step after `then`: the plaintext it brought counted, or the
+    /// next receive.
+    fn follow(&mut self, then: Then) -> Step<'a> {
         match then {
-            Then::Return(result) => Step::Ready(result.map(|_| self.got)),
+            Then::Return(result) => Step::Ready(result.map(|n| {
+                self.got += n;
+                self.got
+            })),
             Then::Receive => self.tls.receive(false, false),
         }
     }
@@ -366,7 +369,6 @@ impl PendingRead for TlsRead<'_> {
                 match tls.absorb(result, back, buf, at) {
                     Absorbed::Send(_, Then::Return(result))
                     | Absorbed::Then(Then::Return(result)) => result,
-                    Absorbed::Return(result) => result,
                     _ => Ok(0),
                 }
             }
@@ -406,10 +408,6 @@ impl Future for TlsRead<'_> {
                             let limit = Timer::new(this.tls.send_limit);
                             Step::Send { op, sent: 0, then, limit }
                         }
-                        Absorbed::Then(Then::Return(Ok(n))) => {
-                            this.got += n;
-                            Step::Ready(Ok(this.got))
-                        }
                         Absorbed::Then(then) => this.follow(then),
                         Absorbed::NoBuffer if this.own_buffer_if_none => {
                             let mut state = this.tls.state.borrow_mut();
@@ -418,7 +416,6 @@ impl Future for TlsRead<'_> {
                         Absorbed::NoBuffer => {
                             Step::Ready(Err(io::Error::from_raw_os_error(libc::ENOBUFS)))
                         }
-                        Absorbed::Return(result) => Step::Ready(result),
                     };
                 }
                 Step::Send { mut op, sent, then, mut limit } => {
@@ -439,13 +436,7 @@ impl Future for TlsRead<'_> {
                                 this.tls.socket.ring().send(this.tls.socket.fd(), back, sent + n);
                             Step::Send { op, sent: sent + n, then, limit }
                         }
-                        Ok(_) => match then {
-                            Then::Return(Ok(n)) => {
-                                this.got += n;
-                                Step::Ready(Ok(this.got))
-                            }
-                            then => this.follow(then),
-                        },
+                        Ok(_) => this.follow(then),
                         Err(e) => Step::Ready(Err(e)),
                     };
                 }

@@ -15,11 +15,11 @@
 pub(crate) mod exporter;
 mod text;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cores::CoreId;
+pub(crate) use crate::counter::Counter;
 use crate::tls::counters::{HandshakeFailure, TlsCounters};
 
 /// Counters of one core. Written only by that core.
@@ -55,39 +55,6 @@ pub(crate) struct CoreMetrics {
     /// TLS handshakes and their failures (written by the core's TLS
     /// connections).
     pub(crate) tls: Arc<TlsCounters>,
-}
-
-/// A single-writer counter.
-#[derive(Debug, Default)]
-pub(crate) struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds one (owning core only).
-    #[inline]
-    pub(crate) fn inc(&self) {
-        self.add(1);
-    }
-
-    /// Adds `n` (owning core only).
-    #[inline]
-    pub(crate) fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-
-    /// Subtracts one (owning core only).
-    pub(crate) fn dec(&self) {
-        self.0.store(self.0.load(Ordering::Relaxed).saturating_sub(1), Ordering::Relaxed);
-    }
-
-    /// Sets the value (owning core only).
-    pub(crate) fn set(&self, value: u64) {
-        self.0.store(value, Ordering::Relaxed);
-    }
-
-    /// Reads the value (any thread).
-    pub(crate) fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
 }
 
 /// Upper bounds of the duration histogram's buckets, in microseconds

@@ -112,30 +112,23 @@ pub(crate) fn render(cores: &[(CoreId, Arc<CoreMetrics>)], out: &mut String) {
         |m| m.blocking_panics.get(),
     );
 
-    family.head(
+    let codes = RefusedKind::ALL.map(|kind| kind.status().to_string());
+    family.counter_by(
+        cores,
         "parse_errors_total",
-        "counter",
         "Requests refused before the application, by the status they were answered with.",
+        "code",
+        &codes.each_ref().map(String::as_str),
+        |m, i| m.refused[RefusedKind::ALL[i] as usize].get(),
     );
-    for (core, m) in cores {
-        for kind in RefusedKind::ALL {
-            let code = kind.status().to_string();
-            family.sample(
-                "parse_errors_total",
-                *core,
-                &[("code", &code)],
-                m.refused[kind as usize].get(),
-            );
-        }
-    }
-
-    family.head("timeouts_total", "counter", "Reads and writes ended by a deadline, by kind.");
-    for (core, m) in cores {
-        for kind in TimeoutKind::ALL {
-            let value = m.timeouts[kind as usize].get();
-            family.sample("timeouts_total", *core, &[("kind", kind.name())], value);
-        }
-    }
+    family.counter_by(
+        cores,
+        "timeouts_total",
+        "Reads and writes ended by a deadline, by kind.",
+        "kind",
+        &TimeoutKind::ALL.map(TimeoutKind::name),
+        |m, i| m.timeouts[TimeoutKind::ALL[i] as usize].get(),
+    );
 
     family.per_core(
         "counter",
@@ -151,24 +144,25 @@ pub(crate) fn render(cores: &[(CoreId, Arc<CoreMetrics>)], out: &mut String) {
         "Times a core's executor died and was started again.",
         |m| m.core_restarts.get(),
     );
-    family.head("tls_handshakes_total", "counter", "TLS handshakes completed, by kind.");
-    for (core, m) in cores {
-        let resumed = m.tls.resumed();
-        let full = m.tls.handshakes().saturating_sub(resumed);
-        family.sample("tls_handshakes_total", *core, &[("kind", "full")], full);
-        family.sample("tls_handshakes_total", *core, &[("kind", "resumed")], resumed);
-    }
-    family.head(
-        "tls_handshake_failures_total",
-        "counter",
-        "TLS handshakes that failed, by reason.",
+    family.counter_by(
+        cores,
+        "tls_handshakes_total",
+        "TLS handshakes completed, by kind.",
+        "kind",
+        &["full", "resumed"],
+        |m, i| match i {
+            0 => m.tls.handshakes().saturating_sub(m.tls.resumed()),
+            _ => m.tls.resumed(),
+        },
     );
-    for (core, m) in cores {
-        for why in HandshakeFailure::ALL {
-            let value = m.tls.failures(why);
-            family.sample("tls_handshake_failures_total", *core, &[("reason", why.name())], value);
-        }
-    }
+    family.counter_by(
+        cores,
+        "tls_handshake_failures_total",
+        "TLS handshakes that failed, by reason.",
+        "reason",
+        &HandshakeFailure::ALL.map(HandshakeFailure::name),
+        |m, i| m.tls.failures(HandshakeFailure::ALL[i]),
+    );
 
     family.per_core(
         "counter",
@@ -198,6 +192,25 @@ impl Family<'_> {
             let _ = write!(self.out, ",{label}=\"{label_value}\"");
         }
         let _ = writeln!(self.out, "}} {value}");
+    }
+
+    /// A counter family with one sample per core and value of `label`:
+    /// `value(metrics, i)` for `values[i]`.
+    fn counter_by(
+        &mut self,
+        cores: &[(CoreId, Arc<CoreMetrics>)],
+        name: &str,
+        help: &str,
+        label: &str,
+        values: &[&str],
+        value: impl Fn(&CoreMetrics, usize) -> u64,
+    ) {
+        self.head(name, "counter", help);
+        for (core, m) in cores {
+            for (i, label_value) in values.iter().enumerate() {
+                self.sample(name, *core, &[(label, label_value)], value(m, i));
+            }
+        }
     }
 
     /// A family with one unlabelled sample per core.

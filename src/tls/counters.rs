@@ -1,8 +1,8 @@
 //! What one core's TLS connections did: handshakes, resumptions, and
-//! handshake failures by reason. Written by that core only (a relaxed load
-//! and store, as the metrics' counters), read by the metrics.
+//! handshake failures by reason, as [`Counter`]s (written by that core,
+//! read by the metrics).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::counter::Counter;
 
 /// Why a handshake failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +67,9 @@ impl HandshakeFailure {
 /// One core's TLS counts.
 #[derive(Debug, Default)]
 pub(crate) struct TlsCounters {
-    handshakes: Tally,
-    resumed: Tally,
-    failures: [Tally; HandshakeFailure::COUNT],
+    handshakes: Counter,
+    resumed: Counter,
+    failures: [Counter; HandshakeFailure::COUNT],
 }
 
 impl TlsCounters {
@@ -96,19 +96,5 @@ impl TlsCounters {
 
     pub(crate) fn failures(&self, why: HandshakeFailure) -> u64 {
         self.failures[why as usize].get()
-    }
-}
-
-/// A single-writer count.
-#[derive(Debug, Default)]
-struct Tally(AtomicU64);
-
-impl Tally {
-    fn inc(&self) {
-        self.0.store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
     }
 }

@@ -152,13 +152,11 @@ impl TlsSession {
         let result = loop {
             let filled = self.filled;
             let status = self.conn.process_tls_records(&mut self.incoming[consumed..filled]);
-            let discard = status.discard;
+            // Discarded once this state is dealt with: counted now.
+            consumed += status.discard;
             let state = match status.state {
                 Ok(state) => state,
-                Err(e) => {
-                    consumed += discard;
-                    break Err(SessionError::Protocol(e));
-                }
+                Err(e) => break Err(SessionError::Protocol(e)),
             };
             let more = match state {
                 ConnectionState::ReadTraffic(mut records) => {
@@ -176,7 +174,6 @@ impl TlsSession {
                         }
                     }
                     if let Some(e) = failed {
-                        consumed += discard;
                         break Err(SessionError::Protocol(e));
                     }
                     true
@@ -185,7 +182,6 @@ impl TlsSession {
                     if let Err(e) =
                         append(send, RECORD_PLAINTEXT, |out| data.encode(out).map_err(encode_short))
                     {
-                        consumed += discard;
                         break Err(e);
                     }
                     true
@@ -205,7 +201,6 @@ impl TlsSession {
                 ConnectionState::BlockedHandshake | ConnectionState::WriteTraffic(_) => false,
                 _ => false,
             };
-            consumed += discard;
             if !more {
                 break Ok(got);
             }
